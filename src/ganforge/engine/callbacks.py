@@ -1,0 +1,122 @@
+"""Callbacks: what happens around the loop (metrics, sample grids, curves). The loop itself knows none of it."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from ganforge.report import plot_curves, save_samples, write_report
+
+if TYPE_CHECKING:
+    from ganforge.engine.trainer import Trainer
+
+Stats = dict[str, torch.Tensor]
+
+
+class Callback:
+    """Hooks the Trainer calls; override the ones you need."""
+
+    def on_train_start(self, trainer: Trainer) -> None: ...
+
+    def on_step_end(self, trainer: Trainer, stats: Stats) -> None: ...
+
+    def on_checkpoint(self, trainer: Trainer) -> None: ...
+
+    def on_train_end(self, trainer: Trainer, reason: str) -> None: ...
+
+
+class MetricsLogger(Callback):
+    """Every `log_every` steps: means of the step stats since the last line, learning rates and speed,
+    appended to metrics.jsonl and written to TensorBoard."""
+
+    def __init__(self, run_dir: Path, log_every: int, tensorboard: bool) -> None:
+        self.path = run_dir / "metrics.jsonl"
+        self.log_every = log_every
+        self.tensorboard = tensorboard
+        self.writer = None
+        self._sums: dict[str, torch.Tensor] = {}
+        self._counts: dict[str, int] = {}
+        self._clock = (0.0, 0)
+        self.last: dict[str, float] = {}  # the latest line, for progress displays
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        self._clock = (time.perf_counter(), trainer.step)
+        if self.tensorboard and self.writer is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(trainer.run_dir / "tensorboard"))
+
+    def on_step_end(self, trainer: Trainer, stats: Stats) -> None:
+        for key, value in stats.items():
+            self._sums[key] = self._sums[key] + value if key in self._sums else value.clone()
+            self._counts[key] = self._counts.get(key, 0) + 1
+        if trainer.step % self.log_every == 0:
+            self.flush(trainer)
+
+    def flush(self, trainer: Trainer) -> None:
+        if not self._sums:
+            return
+        started, start_step = self._clock
+        now = time.perf_counter()
+        row: dict[str, float] = {"step": trainer.step}
+        row.update({key: float(total) / self._counts[key] for key, total in self._sums.items()})
+        row.update({f"lr_{group}": opt.param_groups[0]["lr"] for group, opt in trainer.optimizers.items()})
+        row["steps_per_s"] = (trainer.step - start_step) / max(now - started, 1e-9)
+        self._sums, self._counts, self._clock = {}, {}, (now, trainer.step)
+        self.last = row
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        if self.writer is not None:
+            for key, value in row.items():
+                if key != "step":
+                    self.writer.add_scalar(key.replace("(", "_").replace(")", ""), value, trainer.step)
+
+    def on_train_end(self, trainer: Trainer, reason: str) -> None:
+        self.flush(trainer)
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+class SampleGrids(Callback):
+    """Every `every` steps, samples from fixed noise (the EMA generator when there is one) to samples/."""
+
+    def __init__(self, run_dir: Path, every: int, count: int, seed: int = 1234) -> None:
+        self.folder = run_dir / "samples"
+        self.every = every
+        self.count = count
+        self.seed = seed  # its own generator: the training RNG streams are not touched
+
+    def write(self, trainer: Trainer) -> None:
+        samples = trainer.sampler().sample(self.count, seed=self.seed)
+        path = save_samples(samples, trainer.data.info.kind, self.folder / f"step_{trainer.step:08d}.png")
+        logger = next((c for c in trainer.callbacks if isinstance(c, MetricsLogger)), None)
+        if logger is not None and logger.writer is not None:
+            import numpy as np
+            from PIL import Image
+
+            logger.writer.add_image("samples", np.asarray(Image.open(path).convert("RGB")), trainer.step,
+                                    dataformats="HWC")
+
+    def on_step_end(self, trainer: Trainer, stats: Stats) -> None:
+        if trainer.step % self.every == 0:
+            self.write(trainer)
+
+    def on_train_end(self, trainer: Trainer, reason: str) -> None:
+        if trainer.step % self.every:
+            self.write(trainer)
+
+
+class RunReport(Callback):
+    """Redraws loss_curve.png and report.html at every checkpoint and at the end."""
+
+    def on_checkpoint(self, trainer: Trainer) -> None:
+        plot_curves(trainer.run_dir / "metrics.jsonl", trainer.run_dir / "loss_curve.png")
+
+    def on_train_end(self, trainer: Trainer, reason: str) -> None:
+        self.on_checkpoint(trainer)
+        write_report(trainer.run_dir, title=f"ganforge {trainer.config.recipe.name} on {trainer.data.info.name}")

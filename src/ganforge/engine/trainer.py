@@ -1,0 +1,234 @@
+"""The training loop. It owns optimizers, schedules, accumulation, the EMA, callbacks and checkpoints;
+the recipe owns the GAN maths (see recipes/base.py for how phases are run)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+import ganforge
+from ganforge.config import RunConfig, resolve
+from ganforge.data import Batch, BatchLoader, load_dataset
+from ganforge.engine import checkpoint as ckpt
+from ganforge.engine.callbacks import Callback, MetricsLogger, RunReport, SampleGrids, Stats
+from ganforge.engine.ema import EMA
+from ganforge.engine.optim import make_optimizer, make_schedule
+from ganforge.engine.rng import rng_state, seed_everything, set_rng_state
+from ganforge.errors import TrainingDiverged, UserError
+from ganforge.recipes import Recipe, build_recipe
+from ganforge.sampling import GENERATOR_FILE, Sampler, save_generator
+
+log = logging.getLogger("ganforge")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    step: int  # steps completed
+    reason: str  # "finished" or "interrupted"
+
+
+class Trainer:
+    """Runs a recipe's phases over a dataset; everything it needs comes from a RunConfig."""
+
+    def __init__(self, config: RunConfig, run_dir: str | Path, callbacks: Sequence[Callback] = ()) -> None:
+        self.config = config
+        self.run_dir = Path(run_dir)
+        training = config.training
+        if training.threads:
+            torch.set_num_threads(training.threads)
+        self.device = torch.device("cuda" if training.device == "auto" and torch.cuda.is_available()
+                                   else "cpu" if training.device == "auto" else training.device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise UserError("training.device: cuda was asked for but no CUDA device is available")
+        seed_everything(training.seed)  # before building nets: their initial weights come from the seed
+        self.data = load_dataset(config.data)
+        self.loader = BatchLoader(self.data, training.batch_size, training.seed, self.device)
+        self.recipe: Recipe = build_recipe(config, self.data.info).to(self.device)
+        self.optimizers = {group: make_optimizer(self.recipe.parameters_of(group), getattr(config.optim, group))
+                           for group in self.recipe.groups}
+        self.schedules = {group: make_schedule(opt, getattr(config.optim, group), training.steps)
+                          for group, opt in self.optimizers.items()}
+        self.ema = EMA(self.recipe.generator, training.ema_decay, training.ema_start) if training.ema_decay else None
+        self.step = 0
+        self.callbacks: list[Callback] = [
+            MetricsLogger(self.run_dir, config.logging.log_every, config.logging.tensorboard),
+            SampleGrids(self.run_dir, config.logging.sample_every, config.logging.grid_size),
+            RunReport(),
+            *callbacks,
+        ]
+        self._trainable: str | None = None
+        self._stop_signal: int | None = None
+        self._last_checkpoint: Path | None = None
+
+    # -- the loop --------------------------------------------------------------------------------------
+
+    def fit(self) -> TrainResult:
+        """Train until `training.steps` (or a SIGINT/SIGTERM, which saves a checkpoint first)."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.yaml").write_text(self.config.to_yaml())
+        log.info("training %s on %s: device %s, %d threads", self.config.recipe.name, self.data.info.name,
+                 self.device, torch.get_num_threads())
+        reason = "finished"
+        with self._stop_on_signals():
+            for callback in self.callbacks:
+                callback.on_train_start(self)
+            while self.step < self.config.training.steps:
+                stats = self.train_step(self.loader.next())
+                self.step += 1
+                for callback in self.callbacks:
+                    callback.on_step_end(self, stats)
+                if self.step % self.config.logging.checkpoint_every == 0:
+                    self.save_checkpoint()
+                if self._stop_signal is not None:
+                    reason = "interrupted"
+                    break
+            if self._last_checkpoint != ckpt.checkpoint_path(self.checkpoint_dir, self.step):
+                self.save_checkpoint()
+            for callback in self.callbacks:
+                callback.on_train_end(self, reason)
+        return TrainResult(self.run_dir, self.step, reason)
+
+    def train_step(self, batch: Batch) -> Stats:
+        """Run every phase due at this step on `batch`; return the phases' stats."""
+        stats: Stats = {}
+        parts = self.config.training.grad_accum
+        for phase in self.recipe.phases:
+            if self.step % phase.interval:
+                continue
+            self._train_only(phase.group)
+            optimizer = self.optimizers[phase.group]
+            for micro_batch in batch.split(parts) if parts > 1 else (batch,):
+                loss, phase_stats = phase.loss(micro_batch)
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(
+                        f"loss of phase {phase.name} became {loss.item()} at step {self.step + 1}; training "
+                        f"stopped; last good checkpoint: {self._last_checkpoint or 'none yet'}"
+                    )
+                (loss / parts if parts > 1 else loss).backward()
+                for key, value in phase_stats.items():
+                    stats[key] = stats[key] + value / parts if key in stats else value / parts
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if phase.group == "generator" and self.ema is not None:
+                self.ema.update(self.recipe.generator, self.step)
+        for schedule in self.schedules.values():
+            schedule.step()
+        return stats
+
+    def _train_only(self, group: str) -> None:
+        """Let gradients flow only into the nets of `group` (no wasted work on the other nets)."""
+        if self._trainable == group:
+            return
+        for name, net in self.recipe.nets.items():
+            net.requires_grad_(name in self.recipe.groups[group])
+        self._trainable = group
+
+    @contextlib.contextmanager
+    def _stop_on_signals(self) -> Iterator[None]:
+        """While training, SIGINT/SIGTERM ask the loop to checkpoint and stop; a second SIGINT aborts."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def request_stop(signum: int, _frame: object) -> None:
+            if self._stop_signal is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            self._stop_signal = signum
+
+        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    @property
+    def stop_signal(self) -> int | None:
+        return self._stop_signal
+
+    # -- sampling --------------------------------------------------------------------------------------
+
+    def sampler(self) -> Sampler:
+        """Return a Sampler over the EMA generator (or the raw one without EMA); shares its weights."""
+        net = self.ema.shadow if self.ema is not None else self.recipe.generator
+        return Sampler(net, self.data.info, self.step, "ema" if self.ema is not None else "raw")
+
+    # -- checkpoints -----------------------------------------------------------------------------------
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    def state_dict(self) -> dict:
+        return {
+            "step": self.step,
+            "nets": self.recipe.nets.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "optimizers": {group: opt.state_dict() for group, opt in self.optimizers.items()},
+            "schedules": {group: schedule.state_dict() for group, schedule in self.schedules.items()},
+            "rng": rng_state(),
+            "data": self.loader.state_dict(),
+            "versions": {"ganforge": ganforge.__version__, "torch": torch.__version__},
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
+        self.recipe.nets.load_state_dict(state["nets"])
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.load_state_dict(state["ema"])
+        for group, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][group])
+        for group, schedule in self.schedules.items():
+            schedule.load_state_dict(state["schedules"][group])
+        self.loader.load_state_dict(state["data"])
+        set_rng_state(state["rng"])
+
+    def save_checkpoint(self) -> Path:
+        """Write the full training state atomically, export the generator, keep the newest N."""
+        path = ckpt.checkpoint_path(self.checkpoint_dir, self.step)
+        ckpt.save_state(path, self.state_dict())
+        sampler = self.sampler()
+        save_generator(self.run_dir / GENERATOR_FILE, sampler.net, self.data.info, self.step, sampler.weights)
+        ckpt.prune(self.checkpoint_dir, self.config.logging.keep_checkpoints)
+        self._last_checkpoint = path
+        for callback in self.callbacks:
+            callback.on_checkpoint(self)
+        return path
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, callbacks: Sequence[Callback] = (), steps: int | None = None) -> Trainer:
+        """Return a Trainer that continues the run in `run_dir` from its newest checkpoint."""
+        run_dir = Path(run_dir)
+        if not (run_dir / "config.yaml").is_file():
+            raise UserError(f"run folder {str(run_dir)!r} has no config.yaml (is it a ganforge run?)")
+        config = resolve(run_dir / "config.yaml", overrides=[f"training.steps={steps}"] if steps else ())
+        checkpoints = ckpt.list_checkpoints(run_dir / "checkpoints")
+        if not checkpoints:
+            raise UserError(f"run folder {str(run_dir)!r} has no checkpoint to resume from")
+        trainer = cls(config, run_dir, callbacks)
+        trainer.load_state_dict(ckpt.load_state(checkpoints[-1]))
+        trainer._last_checkpoint = checkpoints[-1]
+        _drop_metrics_after(run_dir / "metrics.jsonl", trainer.step)
+        return trainer
+
+
+def _drop_metrics_after(path: Path, step: int) -> None:
+    """Forget metric lines logged after `step` (a run killed between checkpoints will log them again)."""
+    if not path.is_file():
+        return
+    import json
+
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+    if len(kept) != len(lines):
+        ckpt.write_text_atomic(path, "".join(line + "\n" for line in kept))
+
+

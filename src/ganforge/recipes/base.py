@@ -1,0 +1,90 @@
+"""Recipes: the GAN maths of one variant, as nets plus phases. A recipe never touches an optimizer.
+
+The engine runs, at every training step, each phase whose `interval` divides the step number: it turns on
+gradients for the nets of the phase's optimizer group only, calls `phase.loss(batch)`, back-propagates and
+steps that group's optimizer. So a WGAN critic with 5 steps per generator step is
+`Phase("D", "discriminator")` with `Phase("G", "generator", interval=5)`; a lazy R1 penalty is a
+`Phase("Dreg", "discriminator", interval=16)`; CycleGAN puts both generators in the "generator" group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from ganforge.config import RunConfig
+from ganforge.data import Batch, DataInfo
+from ganforge.errors import UserError
+from ganforge.nets import build_net
+from ganforge.objectives import OBJECTIVES, Objective
+from ganforge.registry import Registry
+
+Group = Literal["generator", "discriminator"]
+Stats = dict[str, torch.Tensor]  # detached scalars to log, e.g. {"loss_D": ..., "D(x)": ...}
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One optimisation step of one group, run on the steps where `step % interval == 0`."""
+
+    name: str  # shown in logs and errors: "D", "G", "Dreg", ...
+    group: Group  # whose optimizer steps after this phase's backward
+    loss: Callable[[Batch], tuple[torch.Tensor, Stats]]  # returns (scalar loss to minimise, stats)
+    interval: int = 1
+
+
+@dataclass
+class RecipeContext:
+    """What a recipe is built from: the run's config and the data's description."""
+
+    config: RunConfig
+    data: DataInfo
+    objective: Objective = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.objective = OBJECTIVES.get(self.config.objective.name or "", "objective.name")
+
+    def net(self, role: Literal["generator", "discriminator"], default: str, **context: Any) -> nn.Module:
+        """Build the net configured for `role` (or the recipe's `default`) with the run's `context`."""
+        chosen = getattr(self.config.nets, role)
+        return build_net(chosen.name or default, chosen.options, f"nets.{role}", **context)
+
+
+class Recipe(nn.Module):
+    """Base class: subclasses build `self.nets`, `self.groups` and `self.phases` in `__init__`.
+
+    `nets` holds every network by name (saved in checkpoints); `groups` says which nets each optimizer
+    owns; the net called "generator" is the one that samples (and gets the EMA copy).
+    """
+
+    nets: nn.ModuleDict
+    groups: dict[Group, tuple[str, ...]]
+    phases: tuple[Phase, ...]
+
+    @property
+    def generator(self) -> nn.Module:
+        return self.nets["generator"]
+
+    def parameters_of(self, group: Group) -> list[nn.Parameter]:
+        return [p for name in self.groups[group] for p in self.nets[name].parameters()]
+
+    def noise(self, n: int, like: torch.Tensor) -> torch.Tensor:
+        """Return z ~ N(0, I) of shape (n, latent_dim) on `like`'s device."""
+        return torch.randn(n, self.generator.latent_dim, device=like.device)
+
+
+RECIPES: Registry[type[Recipe]] = Registry("recipe")
+
+
+def build_recipe(config: RunConfig, data: DataInfo) -> Recipe:
+    """Return the configured recipe, built for `data`; bad recipe options raise a UserError."""
+    cls = RECIPES.get(config.recipe.name or "", "recipe.name")
+    context = RecipeContext(config, data)
+    try:
+        return cls(context, **config.recipe.options)
+    except TypeError as exc:
+        raise UserError(f"recipe.options: {exc}") from None

@@ -1,0 +1,68 @@
+"""Image grids and scatter plots written with Pillow and matplotlib (no torchvision)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ganforge.errors import UserError
+
+
+def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 2, min_cell: int = 32) -> Image.Image:
+    """Return one picture of uint8 images (N, C, H, W) in rows; small images are enlarged (nearest)."""
+    count, channels, height, width = images.shape
+    columns = columns or math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    scale = max(1, math.ceil(min_cell / max(height, width)))
+    cell_h, cell_w = height * scale, width * scale
+    canvas = np.full((rows * (cell_h + padding) + padding, columns * (cell_w + padding) + padding, channels),
+                     255, dtype=np.uint8)
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        tile = image.transpose(1, 2, 0).repeat(scale, axis=0).repeat(scale, axis=1)
+        top, left = padding + row * (cell_h + padding), padding + column * (cell_w + padding)
+        canvas[top : top + cell_h, left : left + cell_w] = tile
+    return Image.fromarray(canvas[..., 0] if channels == 1 else canvas)
+
+
+def scatter_plot(points: np.ndarray, path: Path, reference: np.ndarray | None = None, title: str = "") -> None:
+    """Write a scatter plot of 2-D points (and optionally real points behind them) to `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(5, 5), dpi=100)
+    if reference is not None:
+        axes.scatter(reference[:, 0], reference[:, 1], s=2, c="#bbbbbb", label="real")
+    axes.scatter(points[:, 0], points[:, 1], s=2, c="#d62728", label="generated")
+    axes.set_aspect("equal")
+    axes.set_title(title)
+    axes.legend(loc="upper right", markerscale=4)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def save_samples(samples: torch.Tensor, kind: str, path: Path) -> Path:
+    """Write samples to a .png (grid of images, or scatter of 2-D points) or an .npz (array `x`)."""
+    from ganforge.sampling import to_uint8_images
+
+    suffix = path.suffix.lower()
+    if suffix not in (".png", ".npz"):
+        raise UserError(f"--out: {str(path)!r} must end in .png or .npz")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".npz":
+        array = to_uint8_images(samples) if kind == "images" else samples.numpy()
+        np.savez_compressed(path, x=array)
+    elif kind == "images":
+        image_grid(to_uint8_images(samples)).save(path)
+    elif samples.shape[1:] == (2,):
+        scatter_plot(samples.numpy(), path)
+    else:
+        raise UserError(f"--out: samples of shape {tuple(samples.shape[1:])} cannot be drawn; use .npz")
+    return path
