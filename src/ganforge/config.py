@@ -184,6 +184,15 @@ def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _known_keys(location: tuple[Any, ...]) -> list[str]:
+    """Return the field names of the config section at `location` (a pydantic error location)."""
+    model: Any = RunConfig
+    for part in location:
+        field = getattr(model, "model_fields", {}).get(part)
+        model = field.annotation if field is not None else None
+    return list(getattr(model, "model_fields", {})) or ["see `ganforge train --dry-run`"]
+
+
 def validate(tree: dict[str, Any]) -> RunConfig:
     """Return the RunConfig for `tree`, turning pydantic's report into one line naming each bad field."""
     try:
@@ -192,7 +201,9 @@ def validate(tree: dict[str, Any]) -> RunConfig:
         problems = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err["loc"]) or "config"
-            message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            message = err["msg"]
+            if err["type"] == "extra_forbidden":
+                message = f"unknown key (known: {', '.join(_known_keys(err['loc'][:-1]))})"
             problems.append(f"{where}: {message}")
         raise UserError("config: " + "; ".join(problems)) from None
 

@@ -1,0 +1,106 @@
+"""The subcommands. Each parses its flags, calls the Python API and prints a short summary."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ganforge import api
+from ganforge.config import preset_names, resolve
+from ganforge.errors import UserError
+
+Overrides = Annotated[list[str] | None, typer.Option("--set", help="Override a config key: --set training.steps=500")]
+
+
+def _finish(result: api.TrainResult, trainer_signal: int | None) -> int:
+    if result.reason == "interrupted":
+        print(f"interrupted at step {result.step}; checkpoint written. Continue with: ganforge resume {result.run_dir}",
+              file=sys.stderr)
+        return 128 + (trainer_signal or signal.SIGINT)
+    print(f"done: {result.step} steps in {result.run_dir}", file=sys.stderr)
+    return 0
+
+
+def train(
+    config: Annotated[Path | None, typer.Argument(help="YAML config file (optional)")] = None,
+    preset: Annotated[str | None, typer.Option(help="Start from a named preset (ganforge list presets)")] = None,
+    overrides: Overrides = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder (default: runs/RECIPE-DATA-TIME)")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Empty --out first if it holds an earlier run")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Print the resolved config and exit")] = False,
+) -> int:
+    """Train a GAN from a preset and/or a YAML config, with --set overrides."""
+    from ganforge.cli.progress import ProgressBar
+    from ganforge.engine import Trainer
+
+    resolved = resolve(config, preset=preset, overrides=overrides or [])
+    if dry_run:
+        print(resolved.to_yaml(), end="")
+        return 0
+    run_dir = out if out is not None else api.default_run_dir(resolved)
+    api.prepare_run_dir(run_dir, overwrite)
+    trainer = Trainer(resolved, run_dir, [ProgressBar()])
+    return _finish(trainer.fit(), trainer.stop_signal)
+
+
+def resume(
+    run: Annotated[Path, typer.Argument(help="Run folder to continue")],
+    steps: Annotated[int | None, typer.Option(help="Train to this many steps in all (default: the config's)")] = None,
+) -> int:
+    """Continue an interrupted run from its newest checkpoint, exactly as if it had not stopped."""
+    from ganforge.cli.progress import ProgressBar
+    from ganforge.engine import Trainer
+
+    if steps is not None and steps <= 0:
+        raise UserError(f"--steps must be at least 1, got {steps}")
+    trainer = Trainer.resume(run, [ProgressBar()], steps=steps)
+    return _finish(trainer.fit(), trainer.stop_signal)
+
+
+def sample(
+    run: Annotated[Path, typer.Argument(help="Run folder (or a generator.safetensors file)")],
+    n: Annotated[int, typer.Option("--n", help="Number of samples")] = 64,
+    seed: Annotated[int | None, typer.Option(help="Seed: the same seed gives the same samples")] = None,
+    out: Annotated[Path, typer.Option(help="Output file: .png (grid or scatter) or .npz (array x)")] = Path(
+        "samples.png"
+    ),
+) -> int:
+    """Draw samples from a trained generator into a PNG grid or an npz array."""
+    from ganforge.sampling import load_generator
+
+    if n <= 0:
+        raise UserError(f"--n must be at least 1, got {n}")
+    if out.suffix.lower() not in (".png", ".npz"):
+        raise UserError(f"--out: {str(out)!r} must end in .png or .npz")
+    path = load_generator(run).save(out, n, seed=seed)
+    print(f"wrote {n} samples to {path}", file=sys.stderr)
+    return 0
+
+
+def list_entries(
+    what: Annotated[str, typer.Argument(help="presets, datasets, nets, objectives or recipes")] = "all",
+) -> int:
+    """List what can be named in a config: presets, datasets, nets, objectives, recipes."""
+    from ganforge.data import DATASETS
+    from ganforge.nets import NETS
+    from ganforge.objectives import OBJECTIVES
+    from ganforge.recipes import RECIPES
+
+    registries = {"datasets": DATASETS, "nets": NETS, "objectives": OBJECTIVES, "recipes": RECIPES}
+    kinds = ["presets", *registries]
+    if what not in (*kinds, "all"):
+        raise UserError(f"list: unknown kind {what!r} (known: {', '.join(kinds)})")
+    for kind in kinds if what == "all" else [what]:
+        print(f"{kind}:")
+        if kind == "presets":
+            for name in preset_names():
+                print(f"  {name}")
+        else:
+            registry = registries[kind]
+            for name in registry.names():
+                print(f"  {name:<22} {registry.describe(name)}")
+    return 0
