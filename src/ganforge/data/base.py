@@ -42,8 +42,8 @@ class Batch:
     def split(self, parts: int) -> list[Batch]:
         """Return `parts` equal micro-batches (gradient accumulation)."""
         xs = self.x.chunk(parts)
-        ys = self.y.chunk(parts) if self.y is not None else [None] * parts
-        return [Batch(x, y) for x, y in zip(xs, ys)]
+        ys = self.y.chunk(parts) if self.y is not None else [None] * len(xs)
+        return [Batch(x, y) for x, y in zip(xs, ys, strict=True)]
 
 
 # A loader takes the text after "name:" (a path for folder/npz, "" for built-ins) and the data config.
@@ -53,23 +53,41 @@ DATASETS: Registry[Callable[[str, DataConfig], TensorData]] = Registry("dataset"
 def load_dataset(config: DataConfig) -> TensorData:
     """Return the dataset named by `config.name` ("ring8", "folder:PATH", ...) as tensors."""
     key, sep, argument = config.name.partition(":")
-    loader = DATASETS.get(key + ":PATH" if sep else key, "data.name")
-    data = loader(argument, config)
-    if data.info.kind == "images" and config.image_size and data.x.shape[-1] != config.image_size:
-        data = TensorData(resize_images(data.x, config.image_size), data.y, data.info)
-        c = data.info.shape[0]
-        data = TensorData(data.x, data.y, DataInfo(data.info.name, "images", (c, *data.x.shape[-2:]), data.info.num_classes))
+    registered = key + ":PATH" if sep else key
+    if registered not in DATASETS:  # name what the user wrote, not the registry's "KEY:PATH" pattern
+        raise UserError(f"data.name: unknown dataset {config.name!r} (known: {', '.join(DATASETS.names())})")
+    data = DATASETS.get(registered)(argument, config)
+    size = config.image_size
+    if data.info.kind == "images" and size and tuple(data.x.shape[-2:]) != (size, size):
+        x = resize_images(data.x, size)
+        info = DataInfo(data.info.name, "images", tuple(x.shape[1:]), data.info.num_classes)
+        data = TensorData(x, data.y, info)
     return data
 
 
 def resize_images(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Return square images of side `size`: bilinear with antialias, values kept in [-1, 1]."""
-    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp_(-1, 1)
+    """Return (N, C, size, size) images: the shorter side scaled to `size`, then the centre square.
+
+    The same geometry as image folders get; bilinear with antialias, values kept in [-1, 1].
+    """
+    height, width = x.shape[-2:]
+    scale = size / min(height, width)
+    height, width = max(size, round(height * scale)), max(size, round(width * scale))
+    x = F.interpolate(x, size=(height, width), mode="bilinear", antialias=True, align_corners=False)
+    top, left = (height - size) // 2, (width - size) // 2
+    return x[..., top : top + size, left : left + size].clamp(-1, 1).contiguous()
 
 
-def labelled(x: torch.Tensor, y: torch.Tensor | None, name: str, kind: Literal["images", "points"]) -> TensorData:
-    """Return TensorData for `x` and `y`, with the number of classes read from the labels."""
-    num_classes = int(y.max()) + 1 if y is not None and len(y) else None
+def labelled(
+    x: torch.Tensor,
+    y: torch.Tensor | None,
+    name: str,
+    kind: Literal["images", "points"],
+    num_classes: int | None = None,  # None: read from the labels (largest label + 1)
+) -> TensorData:
+    """Return TensorData for `x` and `y`, with the number of classes given or read from the labels."""
+    if num_classes is None and y is not None and len(y):
+        num_classes = int(y.max()) + 1
     return TensorData(x.float().contiguous(), y, DataInfo(name, kind, tuple(x.shape[1:]), num_classes))
 
 
@@ -95,7 +113,8 @@ class BatchLoader:
         self._order: torch.Tensor | None = None
 
     def _epoch_order(self) -> torch.Tensor:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        # Modulo 2**64 keeps any int seed in torch's range; for seeds that fit it changes nothing.
+        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + self.epoch) % 2**64)
         return torch.randperm(len(self.x), generator=generator).to(self.x.device)
 
     def next(self) -> Batch:

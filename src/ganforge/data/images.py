@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -73,8 +74,10 @@ def _colour_mode(files: list[Path], channels: str) -> str:
 @DATASETS.register("folder:PATH", "a folder of image files (searched recursively), unlabelled")
 def folder(argument: str, config: DataConfig) -> TensorData:
     root = Path(argument).expanduser()
-    if not argument or not root.is_dir():
+    if not argument or not root.exists():
         raise UserError(f"data.name: folder {argument!r} does not exist")
+    if not root.is_dir():
+        raise UserError(f"data.name: {argument!r} is a file, not a folder of images")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise UserError(f"data.name: folder {argument!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
@@ -82,10 +85,11 @@ def folder(argument: str, config: DataConfig) -> TensorData:
     arrays = [_read_image(path, mode, config.image_size) for path in files]
     sizes = {a.shape[:2] for a in arrays}
     if len(sizes) > 1:
-        first, other = arrays[0].shape[:2], next(a.shape[:2] for a in arrays if a.shape[:2] != arrays[0].shape[:2])
+        first = arrays[0].shape[:2]
+        other = next(a.shape[:2] for a in arrays if a.shape[:2] != first)
         raise UserError(
-            f"data: images in {argument!r} have different sizes ({first[1]}x{first[0]} and {other[1]}x{other[0]});"
-            " set data.image_size to resize and centre-crop them"
+            f"data: images in {argument!r} have different sizes ({first[1]}x{first[0]} and "
+            f"{other[1]}x{other[0]}); set data.image_size to resize and centre-crop them"
         )
     stacked = np.stack(arrays)  # (N, H, W) or (N, H, W, 3)
     stacked = stacked[:, None] if stacked.ndim == 3 else stacked.transpose(0, 3, 1, 2)
@@ -102,18 +106,28 @@ def npz(argument: str, config: DataConfig) -> TensorData:
     path = Path(argument).expanduser()
     if not path.is_file():
         raise UserError(f"data.name: npz file {argument!r} does not exist")
+    where = f"in {argument!r}"
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        loaded = np.load(path, allow_pickle=False)
+    except ValueError:  # neither npz nor npy, so numpy took it for a pickle (which is never loaded)
+        raise UserError(f"data.name: {argument!r} is not an npz archive") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise UserError(f"data.name: cannot read npz file {argument!r} ({exc})") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):  # a bare .npy array under an .npz name
+        raise UserError(f"data.name: {argument!r} holds a single array, not an npz archive with an array 'x'")
+    try:
+        with loaded as archive:
             arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # damaged, or pickled members
         raise UserError(f"data.name: cannot read npz file {argument!r} ({exc})") from None
     if "x" not in arrays:
-        raise UserError(f"data.name: npz file {argument!r} has no array 'x' (found: {', '.join(arrays) or 'none'})")
+        found = ", ".join(arrays) or "none"
+        raise UserError(f"data.name: npz file {argument!r} has no array 'x' (found: {found})")
     x, y = arrays["x"], arrays.get("y")
-    if len(x) == 0:
-        raise UserError(f"data.name: array 'x' in {argument!r} is empty")
+    if x.ndim == 0 or len(x) == 0:
+        raise UserError(f"data.name: array 'x' {where} is empty or a scalar, not N samples")
     if y is not None and (y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0):
-        raise UserError(f"data.name: array 'y' in {argument!r} must hold {len(x)} non-negative integer labels")
+        raise UserError(f"data.name: array 'y' {where} must hold {len(x)} non-negative integer labels")
     labels = torch.from_numpy(y.astype(np.int64)) if y is not None else None
     if x.dtype == np.uint8:
         if x.ndim == 3:
@@ -121,9 +135,13 @@ def npz(argument: str, config: DataConfig) -> TensorData:
         elif x.ndim == 4 and x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
             x = x.transpose(0, 3, 1, 2)
         if x.ndim != 4 or x.shape[1] not in (1, 3):
-            raise UserError(f"data.name: uint8 array 'x' in {argument!r} has shape {x.shape}, not images")
+            raise UserError(f"data.name: uint8 array 'x' {where} has shape {x.shape}, not images")
         return labelled(_to_unit_range(np.ascontiguousarray(x), 255.0), labels, config.name, "images")
     if not np.issubdtype(x.dtype, np.floating) or x.ndim not in (2, 4):
-        raise UserError(f"data.name: array 'x' in {argument!r} must be uint8 images or float (N, D) / (N, C, H, W)")
+        raise UserError(f"data.name: array 'x' {where} must be uint8 images or float (N, D) / (N, C, H, W)")
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, reported just below
+        x = x.astype(np.float32)
+    if not np.isfinite(x).all():  # NaN or inf would only surface later, as a diverged training run
+        raise UserError(f"data.name: array 'x' {where} holds NaN or infinite values (or beyond float32)")
     kind = "images" if x.ndim == 4 else "points"
-    return labelled(torch.from_numpy(x.astype(np.float32)), labels, config.name, kind)
+    return labelled(torch.from_numpy(x), labels, config.name, kind)

@@ -34,7 +34,10 @@ def _mixture(name: str, config: DataConfig) -> TensorData:
     rng = np.random.default_rng(config.seed)
     mode = rng.integers(len(centres), size=config.num_samples)
     points = centres[mode] + sigma * rng.standard_normal((config.num_samples, 2))
-    return labelled(torch.from_numpy(points), torch.from_numpy(mode), name, "points")
+    # Every mode is a class, even one that a small num_samples happened not to draw.
+    return labelled(
+        torch.from_numpy(points), torch.from_numpy(mode), name, "points", num_classes=len(centres)
+    )
 
 
 @DATASETS.register("ring8", "8 Gaussians on the unit circle, sigma 0.01 (points, labelled by mode)")
@@ -42,6 +45,8 @@ def ring8(_: str, config: DataConfig) -> TensorData:
     return _mixture("ring8", config)
 
 
-@DATASETS.register("grid25", "25 Gaussians on the grid {-4,-2,0,2,4}^2, sigma 0.05 (points, labelled by mode)")
+@DATASETS.register(
+    "grid25", "25 Gaussians on the grid {-4,-2,0,2,4}^2, sigma 0.05 (points, labelled by mode)"
+)
 def grid25(_: str, config: DataConfig) -> TensorData:
     return _mixture("grid25", config)

@@ -48,9 +48,9 @@ class Trainer:
                                    else "cpu" if training.device == "auto" else training.device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise UserError("training.device: cuda was asked for but no CUDA device is available")
-        seed_everything(training.seed)  # before building nets: their initial weights come from the seed
-        self.data = load_dataset(config.data)
+        self.data = load_dataset(config.data)  # the first load imports libraries that may draw random numbers
         self.loader = BatchLoader(self.data, training.batch_size, training.seed, self.device)
+        seed_everything(training.seed)  # so seed just before the nets: their initial weights come from it
         self.recipe: Recipe = build_recipe(config, self.data.info).to(self.device)
         self.optimizers = {group: make_optimizer(self.recipe.parameters_of(group), getattr(config.optim, group))
                            for group in self.recipe.groups}

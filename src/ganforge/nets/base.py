@@ -14,6 +14,8 @@ from torch import nn
 from ganforge.errors import UserError
 from ganforge.registry import Registry
 
+# Names end in "_generator" (constructor takes data_shape and latent_dim; forward(z) -> samples) or in
+# "_discriminator" (constructor takes data_shape; forward(x) -> logits of shape (N,)).
 NETS: Registry[type[nn.Module]] = Registry("net")
 
 

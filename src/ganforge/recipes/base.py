@@ -64,6 +64,7 @@ class Recipe(nn.Module):
     nets: nn.ModuleDict
     groups: dict[Group, tuple[str, ...]]
     phases: tuple[Phase, ...]
+    example_data: str = "digits"  # a small built-in dataset the recipe fits (quick tries, shared tests)
 
     @property
     def generator(self) -> nn.Module:

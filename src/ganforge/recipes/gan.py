@@ -56,10 +56,11 @@ class AdversarialGAN(Recipe):
 
 @RECIPES.register("vanilla", "Goodfellow et al. 2014: MLP generator and discriminator")
 class Vanilla(AdversarialGAN):
-    pass
+    example_data = "ring8"
 
 
 @RECIPES.register("dcgan", "Radford et al. 2015: convolutional generator and discriminator")
 class DCGAN(AdversarialGAN):
     default_generator = "dcgan_generator"
     default_discriminator = "dcgan_discriminator"
+    example_data = "digits"
