@@ -18,8 +18,8 @@ def default_run_dir(config: RunConfig, root: str | Path = "runs") -> Path:
     return Path(root) / f"{config.recipe.name}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
-    """Refuse to train into a folder that already holds a run, unless `overwrite` (which empties it)."""
+def check_run_dir(run_dir: Path, overwrite: bool) -> None:
+    """Raise a UserError if training into `run_dir` would clobber something."""
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--out: {str(run_dir)!r} exists and is not a folder")
     if run_dir.is_dir() and any(run_dir.iterdir()):
@@ -30,6 +30,12 @@ def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
             )
         if not ((run_dir / "config.yaml").is_file() or (run_dir / "checkpoints").is_dir()):
             raise UserError(f"--out: {str(run_dir)!r} is not a ganforge run folder; refusing to empty it")
+
+
+def prepare_run_dir(run_dir: Path, overwrite: bool) -> None:
+    """Make `run_dir` ready for a new run: refuse to clobber an earlier run, unless `overwrite` empties it."""
+    check_run_dir(run_dir, overwrite)
+    if run_dir.is_dir() and any(run_dir.iterdir()):
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
 
@@ -46,10 +52,15 @@ def train(
     """Train a GAN and return where the run went; `config` is a YAML path, a dict or a RunConfig."""
     resolved = resolve(config, preset=preset, overrides=list(overrides))
     folder = Path(run_dir) if run_dir is not None else default_run_dir(resolved)
+    check_run_dir(folder, overwrite)
+    trainer = Trainer(resolved, folder, callbacks)  # checks data and nets; writes nothing yet
     prepare_run_dir(folder, overwrite)
-    return Trainer(resolved, folder, callbacks).fit()
+    return trainer.fit()
 
 
 def resume(run_dir: str | Path, *, steps: int | None = None, callbacks: Sequence[Callback] = ()) -> TrainResult:
     """Continue an interrupted run from its newest checkpoint, exactly as if it had not stopped."""
-    return Trainer.resume(run_dir, callbacks, steps=steps).fit()
+    trainer = Trainer.resume(run_dir, callbacks, steps=steps)
+    if steps is not None and steps <= trainer.step:
+        raise UserError(f"--steps: the run has already done {trainer.step} steps; ask for more than that")
+    return trainer.fit()

@@ -49,7 +49,7 @@ class DataConfig(Section):
     image_size: int | None = Field(None, ge=4, le=1024)  # side of square images; None keeps the data's own
     channels: Literal["auto", "grayscale", "rgb"] = "auto"  # colour mode for folder data
     num_samples: int = Field(50_000, ge=16)  # points drawn for the toy mixtures (ring8, grid25)
-    seed: int = 0  # seed of the toy mixtures' points; fixed so every run sees the same data
+    seed: int = Field(0, ge=0, lt=2**32)  # seed of the toy mixtures' points; fixed: every run sees the same data
 
 
 class NetsConfig(Section):
@@ -86,7 +86,7 @@ class TrainingConfig(Section):
     grad_accum: int = Field(1, ge=1)  # micro-batches a phase splits its batch into (same maths, less memory)
     ema_decay: float | None = Field(0.999, gt=0, lt=1)  # EMA of G's weights; None turns it off
     ema_start: int = Field(0, ge=0)  # the EMA copies G until this step, then averages
-    seed: int = 0  # seeds torch, numpy, python and the data order
+    seed: int = Field(0, ge=0, lt=2**32)  # seeds torch, numpy, python and the data order
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when available
     threads: int | None = Field(None, ge=1)  # CPU threads for torch; None keeps torch's choice
 
@@ -145,7 +145,10 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise UserError(f"config file {str(path)!r} is not valid YAML: {str(exc).splitlines()[0]}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UserError(f"config file {str(path)!r} is not valid YAML{where}: {problem}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

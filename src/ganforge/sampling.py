@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ganforge.data import DataInfo
-from ganforge.engine.checkpoint import write_atomic
+from ganforge.engine.checkpoint import tensor_digest, write_atomic
 from ganforge.errors import UserError
 from ganforge.nets import NETS
 from ganforge.registry import name_of
@@ -36,6 +36,7 @@ def save_generator(path: Path, net: nn.Module, data: DataInfo, step: int, weight
         "weights": weights,  # "ema" or "raw"
     }
     tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    metadata["sha256"] = tensor_digest(tensors)
     write_atomic(path, lambda temporary: save_file(tensors, str(temporary), metadata=metadata))
 
 
@@ -93,6 +94,8 @@ def load_generator(run: str | Path, device: str = "cpu") -> Sampler:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
             state = {key: handle.get_tensor(key) for key in handle.keys()}
+        if tensor_digest(state) != metadata.get("sha256"):
+            raise ValueError("weights do not match their checksum")
         net = NETS.get(metadata["net"], "generator file")(**json.loads(metadata["config"]))
         net.load_state_dict(state)
         data = json.loads(metadata["data"])

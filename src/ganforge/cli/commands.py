@@ -16,11 +16,11 @@ from ganforge.errors import UserError
 Overrides = Annotated[list[str] | None, typer.Option("--set", help="Override a config key: --set training.steps=500")]
 
 
-def _finish(result: api.TrainResult, trainer_signal: int | None) -> int:
+def _finish(result: api.TrainResult) -> int:
     if result.reason == "interrupted":
         print(f"interrupted at step {result.step}; checkpoint written. Continue with: ganforge resume {result.run_dir}",
               file=sys.stderr)
-        return 128 + (trainer_signal or signal.SIGINT)
+        return 128 + (result.stop_signal or signal.SIGINT)
     print(f"done: {result.step} steps in {result.run_dir}", file=sys.stderr)
     return 0
 
@@ -35,16 +35,12 @@ def train(
 ) -> int:
     """Train a GAN from a preset and/or a YAML config, with --set overrides."""
     from ganforge.cli.progress import ProgressBar
-    from ganforge.engine import Trainer
 
     resolved = resolve(config, preset=preset, overrides=overrides or [])
     if dry_run:
         print(resolved.to_yaml(), end="")
         return 0
-    run_dir = out if out is not None else api.default_run_dir(resolved)
-    api.prepare_run_dir(run_dir, overwrite)
-    trainer = Trainer(resolved, run_dir, [ProgressBar()])
-    return _finish(trainer.fit(), trainer.stop_signal)
+    return _finish(api.train(resolved, run_dir=out, overwrite=overwrite, callbacks=[ProgressBar()]))
 
 
 def resume(
@@ -53,12 +49,10 @@ def resume(
 ) -> int:
     """Continue an interrupted run from its newest checkpoint, exactly as if it had not stopped."""
     from ganforge.cli.progress import ProgressBar
-    from ganforge.engine import Trainer
 
     if steps is not None and steps <= 0:
         raise UserError(f"--steps must be at least 1, got {steps}")
-    trainer = Trainer.resume(run, [ProgressBar()], steps=steps)
-    return _finish(trainer.fit(), trainer.stop_signal)
+    return _finish(api.resume(run, steps=steps, callbacks=[ProgressBar()]))
 
 
 def sample(
@@ -76,7 +70,13 @@ def sample(
         raise UserError(f"--n must be at least 1, got {n}")
     if out.suffix.lower() not in (".png", ".npz"):
         raise UserError(f"--out: {str(out)!r} must end in .png or .npz")
-    path = load_generator(run).save(out, n, seed=seed)
+    if out.is_dir():
+        raise UserError(f"--out: {str(out)!r} is a folder; give a file name ending in .png or .npz")
+    sampler = load_generator(run)
+    try:
+        path = sampler.save(out, n, seed=seed)
+    except OSError as exc:
+        raise UserError(f"--out: cannot write {str(out)!r} ({exc.strerror or exc})") from None
     print(f"wrote {n} samples to {path}", file=sys.stderr)
     return 0
 

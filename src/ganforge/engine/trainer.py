@@ -33,6 +33,7 @@ class TrainResult:
     run_dir: Path
     step: int  # steps completed
     reason: str  # "finished" or "interrupted"
+    stop_signal: int | None = None  # the signal that interrupted the run, if one did
 
 
 class Trainer:
@@ -80,21 +81,26 @@ class Trainer:
         with self._stop_on_signals():
             for callback in self.callbacks:
                 callback.on_train_start(self)
-            while self.step < self.config.training.steps:
-                stats = self.train_step(self.loader.next())
-                self.step += 1
-                for callback in self.callbacks:
-                    callback.on_step_end(self, stats)
-                if self.step % self.config.logging.checkpoint_every == 0:
+            try:
+                while self.step < self.config.training.steps:
+                    stats = self.train_step(self.loader.next())
+                    self.step += 1
+                    for callback in self.callbacks:
+                        callback.on_step_end(self, stats)
+                    if self.step % self.config.logging.checkpoint_every == 0:
+                        self.save_checkpoint()
+                    if self._stop_signal is not None:
+                        reason = "interrupted"
+                        break
+                if self._last_checkpoint != ckpt.checkpoint_path(self.checkpoint_dir, self.step):
                     self.save_checkpoint()
-                if self._stop_signal is not None:
-                    reason = "interrupted"
-                    break
-            if self._last_checkpoint != ckpt.checkpoint_path(self.checkpoint_dir, self.step):
-                self.save_checkpoint()
+            except TrainingDiverged:
+                for callback in self.callbacks:  # flush metrics and draw the curves that show the blow-up
+                    callback.on_train_end(self, "diverged")
+                raise
             for callback in self.callbacks:
                 callback.on_train_end(self, reason)
-        return TrainResult(self.run_dir, self.step, reason)
+        return TrainResult(self.run_dir, self.step, reason, self._stop_signal)
 
     def train_step(self, batch: Batch) -> Stats:
         """Run every phase due at this step on `batch`; return the phases' stats."""
@@ -150,10 +156,6 @@ class Trainer:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    @property
-    def stop_signal(self) -> int | None:
-        return self._stop_signal
-
     # -- sampling --------------------------------------------------------------------------------------
 
     def sampler(self) -> Sampler:
@@ -193,6 +195,9 @@ class Trainer:
 
     def save_checkpoint(self) -> Path:
         """Write the full training state atomically, export the generator, keep the newest N."""
+        if not all(torch.isfinite(p).all() for p in self.recipe.parameters()):
+            raise TrainingDiverged(f"weights became NaN or infinite by step {self.step}; training stopped; "
+                                   f"last good checkpoint: {self._last_checkpoint or 'none yet'}")
         path = ckpt.checkpoint_path(self.checkpoint_dir, self.step)
         ckpt.save_state(path, self.state_dict())
         sampler = self.sampler()
