@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 
 class EMA:
@@ -34,3 +36,27 @@ class EMA:
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         self.shadow.load_state_dict(state)
+
+
+@torch.no_grad()
+def recalibrate_batch_norm(net: nn.Module, inputs: Iterable[torch.Tensor]) -> None:
+    """Re-estimate `net`'s batch-norm running statistics from `inputs` ("standing statistics", BigGAN).
+
+    An EMA generator's averaged weights do not match the running statistics copied from the raw
+    generator, and samples in eval mode come out washed out. Running the averaged net in train mode with a
+    cumulative average (momentum None) gives statistics that belong to its own weights.
+    """
+    norms = [m for m in net.modules() if isinstance(m, _BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None
+    was_training = net.training
+    net.train()
+    for batch in inputs:
+        net(batch)
+    net.train(was_training)
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum

@@ -18,7 +18,7 @@ from ganforge.config import RunConfig, resolve
 from ganforge.data import Batch, BatchLoader, load_dataset
 from ganforge.engine import checkpoint as ckpt
 from ganforge.engine.callbacks import Callback, MetricsLogger, RunReport, SampleGrids, Stats
-from ganforge.engine.ema import EMA
+from ganforge.engine.ema import EMA, recalibrate_batch_norm
 from ganforge.engine.optim import make_optimizer, make_schedule
 from ganforge.engine.rng import rng_state, seed_everything, set_rng_state
 from ganforge.errors import TrainingDiverged, UserError
@@ -68,6 +68,7 @@ class Trainer:
         self._trainable: str | None = None
         self._stop_signal: int | None = None
         self._last_checkpoint: Path | None = None
+        self._ema_calibrated_at: int | None = None  # step at which the EMA net's batch-norm stats were redone
 
     # -- the loop --------------------------------------------------------------------------------------
 
@@ -160,8 +161,16 @@ class Trainer:
 
     def sampler(self) -> Sampler:
         """Return a Sampler over the EMA generator (or the raw one without EMA); shares its weights."""
-        net = self.ema.shadow if self.ema is not None else self.recipe.generator
-        return Sampler(net, self.data.info, self.step, "ema" if self.ema is not None else "raw")
+        if self.ema is None:
+            return Sampler(self.recipe.generator, self.data.info, self.step, "raw")
+        if self._ema_calibrated_at != self.step:
+            # Fixed noise from its own generator: the training RNG streams stay untouched (exact resume).
+            generator = torch.Generator(self.device).manual_seed(self.config.training.seed + 7919)
+            probe = next(self.ema.shadow.parameters())
+            batches = (self.recipe.noise(64, probe, generator) for _ in range(16))
+            recalibrate_batch_norm(self.ema.shadow, batches)
+            self._ema_calibrated_at = self.step
+        return Sampler(self.ema.shadow, self.data.info, self.step, "ema")
 
     # -- checkpoints -----------------------------------------------------------------------------------
 

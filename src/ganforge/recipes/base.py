@@ -73,9 +73,9 @@ class Recipe(nn.Module):
     def parameters_of(self, group: Group) -> list[nn.Parameter]:
         return [p for name in self.groups[group] for p in self.nets[name].parameters()]
 
-    def noise(self, n: int, like: torch.Tensor) -> torch.Tensor:
-        """Return z ~ N(0, I) of shape (n, latent_dim) on `like`'s device."""
-        return torch.randn(n, self.generator.latent_dim, device=like.device)
+    def noise(self, n: int, like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Return z ~ N(0, I) of shape (n, latent_dim) on `like`'s device (from `generator` if given)."""
+        return torch.randn(n, self.generator.latent_dim, device=like.device, generator=generator)
 
 
 RECIPES: Registry[type[Recipe]] = Registry("recipe")
