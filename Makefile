@@ -21,6 +21,7 @@ demo: $(STAMP)
 	@echo "Demo done: see runs/demo (samples/, loss_curve.png, report.html)"
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

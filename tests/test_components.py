@@ -26,7 +26,9 @@ def build(name: str, shape: tuple[int, ...]) -> torch.nn.Module | None:
     """Return the net `name` for `shape` at its smallest sensible size, or None if it refuses the shape."""
     cls = NETS.get(name)
     small = {"width": 8} if name.startswith("dcgan") else {"hidden": (16, 16)}
-    context = {"data_shape": shape, "latent_dim": LATENT} if name.endswith("_generator") else {"data_shape": shape}
+    context = (
+        {"data_shape": shape, "latent_dim": LATENT} if name.endswith("_generator") else {"data_shape": shape}
+    )
     try:
         return cls(**context, **small)
     except UserError:
@@ -112,7 +114,11 @@ class TestEveryRecipe:
         stats = trainer.train_step(trainer.loader.next())
         assert stats and all(torch.isfinite(v) for v in stats.values())
         for name, net in trainer.recipe.nets.items():
-            changed = [k for k, v in net.state_dict().items() if v.is_floating_point() and not torch.equal(v, before[name][k])]
+            changed = [
+                k
+                for k, v in net.state_dict().items()
+                if v.is_floating_point() and not torch.equal(v, before[name][k])
+            ]
             assert changed, f"{name} did not change in one training step"
         # gradients are cleared after each phase, and only the phase's group was made trainable
         assert all(p.grad is None for p in trainer.recipe.parameters())
@@ -121,9 +127,18 @@ class TestEveryRecipe:
         trainer = Trainer(tiny_config(recipe, objective), tmp_path)
         result = trainer.fit()
         assert result.step == 4 and result.reason == "finished"
-        for expected in ("config.yaml", "metrics.jsonl", "generator.safetensors", "loss_curve.png", "report.html"):
+        for expected in (
+            "config.yaml",
+            "metrics.jsonl",
+            "generator.safetensors",
+            "loss_curve.png",
+            "report.html",
+        ):
             assert (tmp_path / expected).is_file(), expected
-        assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == ["step_00000002.png", "step_00000004.png"]
+        assert sorted(p.name for p in (tmp_path / "samples").iterdir()) == [
+            "step_00000002.png",
+            "step_00000004.png",
+        ]
         restored = Trainer.resume(tmp_path)
         assert restored.step == 4
         for name, net in trainer.recipe.nets.items():

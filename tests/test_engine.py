@@ -53,8 +53,10 @@ def test_batch_norm_recalibration_matches_the_nets_own_statistics() -> None:
 def test_checkpoint_tree_round_trip_keeps_types(tmp_path: Path) -> None:
     state = {
         "step": 7,
-        "optimizer": {"state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.ones(2, 2)}},
-                      "param_groups": [{"betas": (0.5, 0.999), "lr": 1e-3, "params": [0], "foreach": None}]},
+        "optimizer": {
+            "state": {0: {"step": torch.tensor(3.0), "exp_avg": torch.ones(2, 2)}},
+            "param_groups": [{"betas": (0.5, 0.999), "lr": 1e-3, "params": [0], "foreach": None}],
+        },
         "name": "x",
         "nan": float("nan"),
         "empty": [],
@@ -62,7 +64,9 @@ def test_checkpoint_tree_round_trip_keeps_types(tmp_path: Path) -> None:
     path = tmp_path / "c.safetensors"
     ckpt.save_state(path, state)
     loaded = ckpt.load_state(path)
-    assert loaded["step"] == 7 and loaded["name"] == "x" and math.isnan(loaded["nan"]) and loaded["empty"] == []
+    assert (
+        loaded["step"] == 7 and loaded["name"] == "x" and math.isnan(loaded["nan"]) and loaded["empty"] == []
+    )
     assert list(loaded["optimizer"]["state"]) == [0]  # int keys stay ints
     assert loaded["optimizer"]["param_groups"][0]["betas"] == (0.5, 0.999)  # tuples stay tuples
     assert torch.equal(loaded["optimizer"]["state"][0]["exp_avg"], torch.ones(2, 2))
@@ -87,14 +91,20 @@ def test_prune_keeps_the_newest(tmp_path: Path) -> None:
     for step in (5, 10, 15, 20):
         ckpt.save_state(ckpt.checkpoint_path(tmp_path, step), {"step": step})
     ckpt.prune(tmp_path, keep=2)
-    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == ["step_00000015.safetensors", "step_00000020.safetensors"]
+    assert [p.name for p in ckpt.list_checkpoints(tmp_path)] == [
+        "step_00000015.safetensors",
+        "step_00000020.safetensors",
+    ]
 
 
-@pytest.mark.parametrize("kind, expected", [
-    ("constant", [0.5, 1.0, 1.0, 1.0, 1.0]),
-    ("linear", [0.5, 1.0, 1.0, 2 / 3, 1 / 3]),  # reaches 0 when training ends
-    ("cosine", [0.5, 1.0, 1.0, 0.75, 0.25]),
-])
+@pytest.mark.parametrize(
+    "kind, expected",
+    [
+        ("constant", [0.5, 1.0, 1.0, 1.0, 1.0]),
+        ("linear", [0.5, 1.0, 1.0, 2 / 3, 1 / 3]),  # reaches 0 when training ends
+        ("cosine", [0.5, 1.0, 1.0, 0.75, 0.25]),
+    ],
+)
 def test_schedules_warm_up_then_decay(kind: str, expected: list[float]) -> None:
     config = OptimizerConfig(lr=1.0, schedule=kind, warmup_steps=2)
     optimizer = make_optimizer([nn.Parameter(torch.zeros(1))], config)
@@ -108,11 +118,20 @@ def test_schedules_warm_up_then_decay(kind: str, expected: list[float]) -> None:
 
 
 def tiny(*extra: str):
-    return resolve(overrides=[
-        "recipe.name=vanilla", "data.name=ring8", "data.num_samples=256", "nets.latent_dim=4",
-        "nets.generator.options.hidden=[16]", "nets.discriminator.options.hidden=[16]",
-        "training.batch_size=32", "training.ema_decay=null", "logging.tensorboard=false", *extra,
-    ])
+    return resolve(
+        overrides=[
+            "recipe.name=vanilla",
+            "data.name=ring8",
+            "data.num_samples=256",
+            "nets.latent_dim=4",
+            "nets.generator.options.hidden=[16]",
+            "nets.discriminator.options.hidden=[16]",
+            "training.batch_size=32",
+            "training.ema_decay=null",
+            "logging.tensorboard=false",
+            *extra,
+        ]
+    )
 
 
 def test_gradient_accumulation_gives_the_same_update(tmp_path: Path) -> None:
@@ -121,8 +140,12 @@ def test_gradient_accumulation_gives_the_same_update(tmp_path: Path) -> None:
     # land on the same weights either way.
     after = []
     for parts in (1, 4):
-        trainer = Trainer(tiny(f"training.grad_accum={parts}", "optim.discriminator.name=sgd",
-                               "optim.discriminator.lr=0.5"), tmp_path / str(parts))
+        trainer = Trainer(
+            tiny(
+                f"training.grad_accum={parts}", "optim.discriminator.name=sgd", "optim.discriminator.lr=0.5"
+            ),
+            tmp_path / str(parts),
+        )
         before = [p.detach().clone() for p in trainer.recipe.parameters_of("discriminator")]
         trainer.train_step(trainer.loader.next())
         after.append([p.detach().clone() for p in trainer.recipe.parameters_of("discriminator")])
@@ -139,6 +162,7 @@ def test_phase_intervals_schedule_the_steps(tmp_path: Path) -> None:
         def loss(batch):
             calls.append((trainer.step, phase.name))
             return phase.loss(batch)
+
         return Phase(phase.name, phase.group, loss, interval=3 if phase.name == "G" else 1)
 
     trainer.recipe.phases = tuple(counted(p) for p in trainer.recipe.phases)

@@ -28,7 +28,9 @@ def test_minimax_discriminator_loss_matches_its_definition() -> None:
     expected = -sum(math.log(sigmoid(v)) for v in REAL) / 2 - sum(math.log(1 - sigmoid(v)) for v in FAKE) / 2
     got = minimax_discriminator_loss(torch.tensor(REAL), torch.tensor(FAKE)).item()
     assert got == pytest.approx(expected, abs=1e-6)
-    assert got == pytest.approx(1.2314274, abs=1e-6)  # written out: (0.126928 + 1.313262)/2 + (0.974077 + 0.048587)/2
+    assert got == pytest.approx(
+        1.2314274, abs=1e-6
+    )  # written out: (0.126928 + 1.313262)/2 + (0.974077 + 0.048587)/2
 
 
 def test_generator_losses_match_their_definitions() -> None:

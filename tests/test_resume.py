@@ -17,12 +17,18 @@ from ganforge.config import resolve
 from ganforge.engine import Callback, Trainer
 from ganforge.engine.checkpoint import list_checkpoints, load_state
 
-
 DCGAN = [
-    "recipe.name=dcgan", "data.name=digits", "nets.latent_dim=16",
-    "nets.generator.options.width=16", "nets.discriminator.options.width=16",
-    "training.batch_size=32", "training.ema_decay=0.9",
-    "logging.tensorboard=false", "logging.checkpoint_every=5", "logging.sample_every=7", "logging.log_every=1",
+    "recipe.name=dcgan",
+    "data.name=digits",
+    "nets.latent_dim=16",
+    "nets.generator.options.width=16",
+    "nets.discriminator.options.width=16",
+    "training.batch_size=32",
+    "training.ema_decay=0.9",
+    "logging.tensorboard=false",
+    "logging.checkpoint_every=5",
+    "logging.sample_every=7",
+    "logging.log_every=1",
 ]
 SCHEDULES = ["optim.generator.schedule=cosine", "optim.discriminator.warmup_steps=4"]
 
@@ -52,7 +58,7 @@ def assert_same_state(left: dict, right: dict, where: str = "state") -> None:
             assert_same_state(left[key], right[key], f"{where}.{key}")
     elif isinstance(left, (list, tuple)):
         assert len(left) == len(right), where
-        for index, (a, b) in enumerate(zip(left, right)):
+        for index, (a, b) in enumerate(zip(left, right, strict=True)):
             assert_same_state(a, b, f"{where}[{index}]")
     else:
         assert left == right, where
@@ -74,7 +80,10 @@ def test_sigterm_then_resume_matches_the_straight_run(tmp_path: Path) -> None:
     assert straight.reason == "finished"
 
     interrupted = Trainer(dcgan_config(), tmp_path / "split", [SignalAt(11, signal.SIGTERM)]).fit()
-    assert (interrupted.reason, interrupted.step) == ("interrupted", 11)  # 11: between two periodic checkpoints
+    assert (interrupted.reason, interrupted.step) == (
+        "interrupted",
+        11,
+    )  # 11: between two periodic checkpoints
     assert list_checkpoints(tmp_path / "split" / "checkpoints")[-1].name == "step_00000011.safetensors"
 
     resumed = Trainer.resume(tmp_path / "split").fit()
@@ -88,14 +97,36 @@ def test_sigterm_then_resume_matches_the_straight_run(tmp_path: Path) -> None:
 
 def cli(*args: str, cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "ganforge", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "ganforge", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
-RING = ["--preset", "vanilla-ring8", *sum((["--set", o] for o in [
-    "training.steps=400", "training.batch_size=64", "nets.generator.options.hidden=[32,32]",
-    "nets.discriminator.options.hidden=[32,32]", "logging.log_every=5", "logging.checkpoint_every=100",
-    "logging.sample_every=1000", "logging.tensorboard=false"]), [])]
+RING = [
+    "--preset",
+    "vanilla-ring8",
+    *sum(
+        (
+            ["--set", o]
+            for o in [
+                "training.steps=400",
+                "training.batch_size=64",
+                "nets.generator.options.hidden=[32,32]",
+                "nets.discriminator.options.hidden=[32,32]",
+                "logging.log_every=5",
+                "logging.checkpoint_every=100",
+                "logging.sample_every=1000",
+                "logging.tensorboard=false",
+            ]
+        ),
+        [],
+    ),
+]
 
 
 def wait_for_step(run_dir: Path, step: int, process: subprocess.Popen, timeout: float = 60) -> None:
@@ -130,7 +161,7 @@ def test_ctrl_c_on_the_cli_then_resume_matches_the_straight_run(tmp_path: Path) 
 def test_a_killed_run_resumes_from_its_last_checkpoint_exactly(tmp_path: Path) -> None:
     # Constant learning rates: the crashed run is given more steps so that it cannot finish before the kill,
     # and a schedule would depend on the total.
-    straight = Trainer(dcgan_config(20, schedules=False), tmp_path / "straight").fit()
+    Trainer(dcgan_config(20, schedules=False), tmp_path / "straight").fit()
     flags = sum((["--set", o] for o in [*DCGAN, "training.steps=400"]), [])
     crashed = cli("train", *flags, "--out", "crashed", cwd=tmp_path)
     wait_for_step(tmp_path / "crashed", 8, crashed)
@@ -142,4 +173,6 @@ def test_a_killed_run_resumes_from_its_last_checkpoint_exactly(tmp_path: Path) -
     resumed = Trainer.resume(tmp_path / "crashed", steps=20).fit()
     assert resumed.step == 20
     assert_same_state(final_state(tmp_path / "straight"), final_state(tmp_path / "crashed"))
-    assert losses(tmp_path / "straight") == losses(tmp_path / "crashed")  # lines past the checkpoint were dropped
+    assert losses(tmp_path / "straight") == losses(
+        tmp_path / "crashed"
+    )  # lines past the checkpoint were dropped

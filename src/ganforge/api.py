@@ -58,7 +58,9 @@ def train(
     return trainer.fit()
 
 
-def resume(run_dir: str | Path, *, steps: int | None = None, callbacks: Sequence[Callback] = ()) -> TrainResult:
+def resume(
+    run_dir: str | Path, *, steps: int | None = None, callbacks: Sequence[Callback] = ()
+) -> TrainResult:
     """Continue an interrupted run from its newest checkpoint, exactly as if it had not stopped."""
     trainer = Trainer.resume(run_dir, callbacks, steps=steps)
     if steps is not None and steps <= trainer.step:

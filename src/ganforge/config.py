@@ -49,7 +49,9 @@ class DataConfig(Section):
     image_size: int | None = Field(None, ge=4, le=1024)  # side of square images; None keeps the data's own
     channels: Literal["auto", "grayscale", "rgb"] = "auto"  # colour mode for folder data
     num_samples: int = Field(50_000, ge=16)  # points drawn for the toy mixtures (ring8, grid25)
-    seed: int = Field(0, ge=0, lt=2**32)  # seed of the toy mixtures' points; fixed: every run sees the same data
+    seed: int = Field(
+        0, ge=0, lt=2**32
+    )  # seed of the toy mixtures' points; fixed: every run sees the same data
 
 
 class NetsConfig(Section):
@@ -76,7 +78,9 @@ class OptimizerConfig(Section):
 
 
 class OptimConfig(Section):
-    generator: OptimizerConfig = Field(default_factory=OptimizerConfig)  # every net the recipe puts in G's group
+    generator: OptimizerConfig = Field(
+        default_factory=OptimizerConfig
+    )  # every net the recipe puts in G's group
     discriminator: OptimizerConfig = Field(default_factory=OptimizerConfig)  # every net in D's group
 
 
@@ -152,7 +156,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise UserError(f"config file {str(path)!r} must hold a mapping of sections, not {type(data).__name__}")
+        raise UserError(
+            f"config file {str(path)!r} must hold a mapping of sections, not {type(data).__name__}"
+        )
     return data
 
 

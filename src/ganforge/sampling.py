@@ -12,12 +12,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors import SafetensorError
 from torch import nn
 
 from ganforge.data import DataInfo
-from ganforge.engine.checkpoint import tensor_digest, write_atomic
+from ganforge.engine.checkpoint import read_tensors, write_tensors
 from ganforge.errors import UserError
 from ganforge.nets import NETS
 from ganforge.registry import name_of
@@ -30,14 +29,13 @@ def save_generator(path: Path, net: nn.Module, data: DataInfo, step: int, weight
     metadata = {
         "net": name_of(NETS, type(net)),
         "config": json.dumps(net.config),
-        "data": json.dumps({"name": data.name, "kind": data.kind, "shape": list(data.shape),
-                            "num_classes": data.num_classes}),
+        "data": json.dumps(
+            {"name": data.name, "kind": data.kind, "shape": list(data.shape), "num_classes": data.num_classes}
+        ),
         "step": str(step),
         "weights": weights,  # "ema" or "raw"
     }
-    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    metadata["sha256"] = tensor_digest(tensors)
-    write_atomic(path, lambda temporary: save_file(tensors, str(temporary), metadata=metadata))
+    write_tensors(path, {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, metadata)
 
 
 class Sampler:
@@ -61,7 +59,9 @@ class Sampler:
         if n <= 0:
             raise UserError(f"n must be at least 1, got {n}")
         if labels is not None:
-            raise UserError(f"this generator is unconditional ({type(self.net).__name__}); it takes no labels")
+            raise UserError(
+                f"this generator is unconditional ({type(self.net).__name__}); it takes no labels"
+            )
         device = next(self.net.parameters()).device
         generator = torch.Generator(device).manual_seed(seed) if seed is not None else None
         was_training = self.net.training
@@ -91,16 +91,14 @@ def load_generator(run: str | Path, device: str = "cpu") -> Sampler:
     if not path.is_file():
         raise UserError(f"no generator at {str(path)!r} (is {str(run)!r} a ganforge run folder?)")
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            state = {key: handle.get_tensor(key) for key in handle.keys()}
-        if tensor_digest(state) != metadata.get("sha256"):
-            raise ValueError("weights do not match their checksum")
+        metadata, state = read_tensors(path)
         net = NETS.get(metadata["net"], "generator file")(**json.loads(metadata["config"]))
         net.load_state_dict(state)
         data = json.loads(metadata["data"])
     except (SafetensorError, KeyError, ValueError, RuntimeError, OSError) as exc:
-        raise UserError(f"generator file {str(path)!r} is corrupted or not a ganforge generator ({exc})") from None
+        raise UserError(
+            f"generator file {str(path)!r} is corrupted or not a ganforge generator ({exc})"
+        ) from None
     info = DataInfo(data["name"], data["kind"], tuple(data["shape"]), data["num_classes"])
     return Sampler(net.to(device).eval(), info, int(metadata.get("step", 0)), metadata.get("weights", "raw"))
 

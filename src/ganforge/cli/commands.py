@@ -13,13 +13,18 @@ from ganforge import api
 from ganforge.config import preset_names, resolve
 from ganforge.errors import UserError
 
-Overrides = Annotated[list[str] | None, typer.Option("--set", help="Override a config key: --set training.steps=500")]
+Overrides = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a config key: --set training.steps=500")
+]
 
 
 def _finish(result: api.TrainResult) -> int:
     if result.reason == "interrupted":
-        print(f"interrupted at step {result.step}; checkpoint written. Continue with: ganforge resume {result.run_dir}",
-              file=sys.stderr)
+        print(
+            f"interrupted at step {result.step}; checkpoint written. "
+            f"Continue with: ganforge resume {result.run_dir}",
+            file=sys.stderr,
+        )
         return 128 + (result.stop_signal or signal.SIGINT)
     print(f"done: {result.step} steps in {result.run_dir}", file=sys.stderr)
     return 0
@@ -27,7 +32,9 @@ def _finish(result: api.TrainResult) -> int:
 
 def train(
     config: Annotated[Path | None, typer.Argument(help="YAML config file (optional)")] = None,
-    preset: Annotated[str | None, typer.Option(help="Start from a named preset (ganforge list presets)")] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="Start from a named preset (ganforge list presets)")
+    ] = None,
     overrides: Overrides = None,
     out: Annotated[Path | None, typer.Option(help="Run folder (default: runs/RECIPE-DATA-TIME)")] = None,
     overwrite: Annotated[bool, typer.Option(help="Empty --out first if it holds an earlier run")] = False,
@@ -45,7 +52,9 @@ def train(
 
 def resume(
     run: Annotated[Path, typer.Argument(help="Run folder to continue")],
-    steps: Annotated[int | None, typer.Option(help="Train to this many steps in all (default: the config's)")] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Train to this many steps in all (default: the config's)")
+    ] = None,
 ) -> int:
     """Continue an interrupted run from its newest checkpoint, exactly as if it had not stopped."""
     from ganforge.cli.progress import ProgressBar

@@ -33,13 +33,16 @@ class ProgressBar(Callback):
             disable=not self.console.is_terminal,
         )
         self.progress.start()
-        self.task = self.progress.add_task("train", total=trainer.config.training.steps, completed=trainer.step,
-                                           stats="")
+        self.task = self.progress.add_task(
+            "train", total=trainer.config.training.steps, completed=trainer.step, stats=""
+        )
         self._started = (time.perf_counter(), trainer.step)
 
     def on_step_end(self, trainer: Trainer, stats: Stats) -> None:
         now = time.perf_counter()
-        if self.progress is None or (now - self._last < self.refresh_s and trainer.step < trainer.config.training.steps):
+        if self.progress is None or (
+            now - self._last < self.refresh_s and trainer.step < trainer.config.training.steps
+        ):
             return
         self._last = now
         parts = [f"{key} {float(value):.3f}" for key, value in stats.items()]

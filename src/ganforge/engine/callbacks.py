@@ -1,4 +1,4 @@
-"""Callbacks: what happens around the loop (metrics, sample grids, curves). The loop itself knows none of it."""
+"""Callbacks: what happens around the loop (metrics, sample grids, curves); the loop knows none of it."""
 
 from __future__ import annotations
 
@@ -99,8 +99,9 @@ class SampleGrids(Callback):
             import numpy as np
             from PIL import Image
 
-            logger.writer.add_image("samples", np.asarray(Image.open(path).convert("RGB")), trainer.step,
-                                    dataformats="HWC")
+            logger.writer.add_image(
+                "samples", np.asarray(Image.open(path).convert("RGB")), trainer.step, dataformats="HWC"
+            )
 
     def on_step_end(self, trainer: Trainer, stats: Stats) -> None:
         if trainer.step % self.every == 0:
@@ -119,4 +120,6 @@ class RunReport(Callback):
 
     def on_train_end(self, trainer: Trainer, reason: str) -> None:
         self.on_checkpoint(trainer)
-        write_report(trainer.run_dir, title=f"ganforge {trainer.config.recipe.name} on {trainer.data.info.name}")
+        write_report(
+            trainer.run_dir, title=f"ganforge {trainer.config.recipe.name} on {trainer.data.info.name}"
+        )

@@ -29,7 +29,11 @@ def split_tensors(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> An
         tensors[prefix] = obj.detach().cpu().clone().contiguous()
         return {"__tensor__": prefix}
     if isinstance(obj, dict):  # keys may be ints (optimizer state), so keep them typed
-        return {"__dict__": [[key, split_tensors(value, f"{prefix}/{key}", tensors)] for key, value in obj.items()]}
+        return {
+            "__dict__": [
+                [key, split_tensors(value, f"{prefix}/{key}", tensors)] for key, value in obj.items()
+            ]
+        }
     if isinstance(obj, tuple):
         return {"__tuple__": [split_tensors(v, f"{prefix}/{i}", tensors) for i, v in enumerate(obj)]}
     if isinstance(obj, list):
@@ -79,12 +83,30 @@ def write_text_atomic(path: Path, text: str) -> None:
     write_atomic(path, lambda temporary: temporary.write_text(text))
 
 
+def write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Write tensors and string metadata, plus a checksum of the tensors, to `path` atomically."""
+    metadata = {**metadata, "sha256": tensor_digest(tensors)}
+    write_atomic(path, lambda temporary: save_file(tensors, str(temporary), metadata=metadata))
+
+
+def read_tensors(path: Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """Return (metadata, tensors) written by `write_tensors`; raise ValueError if the checksum fails.
+
+    Damaged files raise SafetensorError, OSError or ValueError: callers name the file in a UserError.
+    """
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata() or {}
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    if tensor_digest(tensors) != metadata.get("sha256"):
+        raise ValueError("tensor data does not match its checksum")
+    return metadata, tensors
+
+
 def save_state(path: Path, state: dict[str, Any]) -> None:
     """Write `state` (nested dicts of tensors and plain values) to `path` atomically."""
     tensors: dict[str, torch.Tensor] = {}
     tree = split_tensors(state, "state", tensors)
-    metadata = {"format": FORMAT, "tree": json.dumps(tree), "sha256": tensor_digest(tensors)}
-    write_atomic(path, lambda temporary: save_file(tensors, str(temporary), metadata=metadata))
+    write_tensors(path, tensors, {"format": FORMAT, "tree": json.dumps(tree)})
 
 
 def load_state(path: Path) -> dict[str, Any]:
@@ -92,15 +114,11 @@ def load_state(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise UserError(f"checkpoint {str(path)!r} does not exist")
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        metadata, tensors = read_tensors(path)
         if metadata.get("format") != FORMAT:
             raise ValueError("not a ganforge checkpoint")
-        if tensor_digest(tensors) != metadata.get("sha256"):
-            raise ValueError("tensor data does not match its checksum")
         return join_tensors(json.loads(metadata["tree"]), tensors)
-    except (SafetensorError, ValueError, KeyError, OSError, json.JSONDecodeError) as exc:
+    except (SafetensorError, ValueError, KeyError, OSError) as exc:  # JSONDecodeError is a ValueError
         raise UserError(f"checkpoint {str(path)!r} is corrupted ({exc})") from None
 
 

@@ -28,7 +28,7 @@ class EMA:
         shadow_params = list(self.shadow.parameters())
         params = [p.detach() for p in net.parameters()]
         torch._foreach_lerp_(shadow_params, params, 1.0 - weight)
-        for shadow_buffer, buffer in zip(self.shadow.buffers(), net.buffers()):
+        for shadow_buffer, buffer in zip(self.shadow.buffers(), net.buffers(), strict=True):
             shadow_buffer.copy_(buffer)
 
     def state_dict(self) -> dict[str, torch.Tensor]:

@@ -45,19 +45,30 @@ class Trainer:
         training = config.training
         if training.threads:
             torch.set_num_threads(training.threads)
-        self.device = torch.device("cuda" if training.device == "auto" and torch.cuda.is_available()
-                                   else "cpu" if training.device == "auto" else training.device)
+        self.device = torch.device(
+            "cuda"
+            if training.device == "auto" and torch.cuda.is_available()
+            else "cpu"
+            if training.device == "auto"
+            else training.device
+        )
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise UserError("training.device: cuda was asked for but no CUDA device is available")
         self.data = load_dataset(config.data)  # the first load imports libraries that may draw random numbers
         self.loader = BatchLoader(self.data, training.batch_size, training.seed, self.device)
         seed_everything(training.seed)  # so seed just before the nets: their initial weights come from it
         self.recipe: Recipe = build_recipe(config, self.data.info).to(self.device)
-        self.optimizers = {group: make_optimizer(self.recipe.parameters_of(group), getattr(config.optim, group))
-                           for group in self.recipe.groups}
-        self.schedules = {group: make_schedule(opt, getattr(config.optim, group), training.steps)
-                          for group, opt in self.optimizers.items()}
-        self.ema = EMA(self.recipe.generator, training.ema_decay, training.ema_start) if training.ema_decay else None
+        self.optimizers = {
+            group: make_optimizer(self.recipe.parameters_of(group), getattr(config.optim, group))
+            for group in self.recipe.groups
+        }
+        self.schedules = {
+            group: make_schedule(opt, getattr(config.optim, group), training.steps)
+            for group, opt in self.optimizers.items()
+        }
+        self.ema = (
+            EMA(self.recipe.generator, training.ema_decay, training.ema_start) if training.ema_decay else None
+        )
         self.step = 0
         self.callbacks: list[Callback] = [
             MetricsLogger(self.run_dir, config.logging.log_every, config.logging.tensorboard),
@@ -76,8 +87,13 @@ class Trainer:
         """Train until `training.steps` (or a SIGINT/SIGTERM, which saves a checkpoint first)."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.yaml").write_text(self.config.to_yaml())
-        log.info("training %s on %s: device %s, %d threads", self.config.recipe.name, self.data.info.name,
-                 self.device, torch.get_num_threads())
+        log.info(
+            "training %s on %s: device %s, %d threads",
+            self.config.recipe.name,
+            self.data.info.name,
+            self.device,
+            torch.get_num_threads(),
+        )
         reason = "finished"
         with self._stop_on_signals():
             for callback in self.callbacks:
@@ -205,8 +221,10 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         """Write the full training state atomically, export the generator, keep the newest N."""
         if not all(torch.isfinite(p).all() for p in self.recipe.parameters()):
-            raise TrainingDiverged(f"weights became NaN or infinite by step {self.step}; training stopped; "
-                                   f"last good checkpoint: {self._last_checkpoint or 'none yet'}")
+            raise TrainingDiverged(
+                f"weights became NaN or infinite by step {self.step}; training stopped; "
+                f"last good checkpoint: {self._last_checkpoint or 'none yet'}"
+            )
         path = ckpt.checkpoint_path(self.checkpoint_dir, self.step)
         ckpt.save_state(path, self.state_dict())
         sampler = self.sampler()
@@ -218,7 +236,9 @@ class Trainer:
         return path
 
     @classmethod
-    def resume(cls, run_dir: str | Path, callbacks: Sequence[Callback] = (), steps: int | None = None) -> Trainer:
+    def resume(
+        cls, run_dir: str | Path, callbacks: Sequence[Callback] = (), steps: int | None = None
+    ) -> Trainer:
         """Return a Trainer that continues the run in `run_dir` from its newest checkpoint."""
         run_dir = Path(run_dir)
         if not (run_dir / "config.yaml").is_file():
@@ -244,5 +264,3 @@ def _drop_metrics_after(path: Path, step: int) -> None:
     kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
     if len(kept) != len(lines):
         ckpt.write_text_atomic(path, "".join(line + "\n" for line in kept))
-
-

@@ -19,7 +19,9 @@ class ModeCoverage:
     counts: tuple[int, ...]  # high-quality samples per mode
 
 
-def mode_coverage(samples: np.ndarray, centres: np.ndarray, sigma: float, min_count: int = 20) -> ModeCoverage:
+def mode_coverage(
+    samples: np.ndarray, centres: np.ndarray, sigma: float, min_count: int = 20
+) -> ModeCoverage:
     """Return mode statistics of `samples` (N, D) against mixture `centres` (K, D) of std `sigma`."""
     distances = np.linalg.norm(samples[:, None, :] - centres[None, :, :], axis=-1)  # (N, K)
     nearest = distances.argmin(axis=1)
@@ -31,4 +33,6 @@ def mode_coverage(samples: np.ndarray, centres: np.ndarray, sigma: float, min_co
         reverse_kl = float(np.sum(p[nonzero] * np.log(p[nonzero] * len(centres))))
     else:
         reverse_kl = float("inf")
-    return ModeCoverage(int((counts >= min_count).sum()), float(good.mean()), reverse_kl, tuple(int(c) for c in counts))
+    return ModeCoverage(
+        int((counts >= min_count).sum()), float(good.mean()), reverse_kl, tuple(int(c) for c in counts)
+    )

@@ -64,7 +64,9 @@ def build_net(name: str, options: dict[str, Any], field: str, **context: Any) ->
 
 def assert_shape(tensor: torch.Tensor, shape: Sequence[int | None], name: str = "input") -> None:
     """Raise if `tensor`'s shape differs from `shape`; None matches any size (e.g. the batch)."""
-    if tensor.ndim != len(shape) or any(s is not None and s != t for s, t in zip(shape, tensor.shape)):
+    if tensor.ndim != len(shape) or any(
+        s is not None and s != t for s, t in zip(shape, tensor.shape, strict=True)
+    ):
         want = "(" + ", ".join("N" if s is None else str(s) for s in shape) + ")"
         raise ValueError(f"{name}: expected shape {want}, got {tuple(tensor.shape)}")
 

@@ -13,7 +13,7 @@ from ganforge.nets.base import NETS, assert_shape, configurable
 
 def _stack(sizes: list[int], activation: type[nn.Module], **act_kwargs: float) -> list[nn.Module]:
     layers: list[nn.Module] = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=True):
         layers += [nn.Linear(fan_in, fan_out), activation(**act_kwargs)]
     return layers
 

@@ -25,7 +25,9 @@ class AdversarialGAN(Recipe):
         self.objective = context.objective
         self.nets = nn.ModuleDict(
             {
-                "generator": context.net("generator", self.default_generator, data_shape=shape, latent_dim=latent),
+                "generator": context.net(
+                    "generator", self.default_generator, data_shape=shape, latent_dim=latent
+                ),
                 "discriminator": context.net("discriminator", self.default_discriminator, data_shape=shape),
             }
         )

@@ -12,15 +12,20 @@ from PIL import Image
 from ganforge.errors import UserError
 
 
-def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 2, min_cell: int = 32) -> Image.Image:
+def image_grid(
+    images: np.ndarray, columns: int | None = None, padding: int = 2, min_cell: int = 32
+) -> Image.Image:
     """Return one picture of uint8 images (N, C, H, W) in rows; small images are enlarged (nearest)."""
     count, channels, height, width = images.shape
     columns = columns or math.ceil(math.sqrt(count))
     rows = math.ceil(count / columns)
     scale = max(1, math.ceil(min_cell / max(height, width)))
     cell_h, cell_w = height * scale, width * scale
-    canvas = np.full((rows * (cell_h + padding) + padding, columns * (cell_w + padding) + padding, channels),
-                     255, dtype=np.uint8)
+    canvas = np.full(
+        (rows * (cell_h + padding) + padding, columns * (cell_w + padding) + padding, channels),
+        255,
+        dtype=np.uint8,
+    )
     for index, image in enumerate(images):
         row, column = divmod(index, columns)
         tile = image.transpose(1, 2, 0).repeat(scale, axis=0).repeat(scale, axis=1)
@@ -29,7 +34,9 @@ def image_grid(images: np.ndarray, columns: int | None = None, padding: int = 2,
     return Image.fromarray(canvas[..., 0] if channels == 1 else canvas)
 
 
-def scatter_plot(points: np.ndarray, path: Path, reference: np.ndarray | None = None, title: str = "") -> None:
+def scatter_plot(
+    points: np.ndarray, path: Path, reference: np.ndarray | None = None, title: str = ""
+) -> None:
     """Write a scatter plot of 2-D points (and optionally real points behind them) to `path`."""
     import matplotlib
 
