@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from ganforge import load_generator
@@ -176,3 +177,19 @@ def test_a_killed_run_resumes_from_its_last_checkpoint_exactly(tmp_path: Path) -
     assert losses(tmp_path / "straight") == losses(
         tmp_path / "crashed"
     )  # lines past the checkpoint were dropped
+
+
+class TwoCtrlC(Callback):
+    """Presses Ctrl-C twice at the end of step 3: the first asks for a checkpoint, the second aborts."""
+
+    def on_step_end(self, trainer, stats) -> None:
+        if trainer.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_a_second_ctrl_c_aborts_at_once(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(dcgan_config(), tmp_path, [TwoCtrlC()]).fit()
+    assert not list_checkpoints(tmp_path / "checkpoints")  # aborted before the interruption checkpoint
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers are put back
