@@ -45,13 +45,10 @@ class Trainer:
         training = config.training
         if training.threads:
             torch.set_num_threads(training.threads)
-        self.device = torch.device(
-            "cuda"
-            if training.device == "auto" and torch.cuda.is_available()
-            else "cpu"
-            if training.device == "auto"
-            else training.device
-        )
+        device = training.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise UserError("training.device: cuda was asked for but no CUDA device is available")
         self.data = load_dataset(config.data)  # the first load imports libraries that may draw random numbers
