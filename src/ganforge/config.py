@@ -48,7 +48,8 @@ class DataConfig(Section):
     name: str = "mnist5k"  # registered dataset, or folder:PATH, or npz:PATH (`ganforge list datasets`)
     image_size: int | None = Field(None, ge=4, le=1024)  # side of square images; None keeps the data's own
     channels: Literal["auto", "grayscale", "rgb"] = "auto"  # colour mode for folder data
-    num_samples: int = Field(50_000, ge=16)  # points drawn for the toy mixtures (ring8, grid25)
+    num_samples: int = Field(50_000, ge=16)  # samples drawn for ring8, grid25 and stacked-mnist5k
+    holdout: float = Field(0.0, ge=0, le=0.5)  # fraction kept out of training, for evaluation (memorisation)
     seed: int = Field(
         0, ge=0, lt=2**32
     )  # seed of the toy mixtures' points; fixed: every run sees the same data
@@ -110,6 +111,14 @@ class LoggingConfig(Section):
     tensorboard: bool = True  # write TensorBoard event files
 
 
+class EvaluationConfig(Section):
+    every: int | None = Field(None, ge=1)  # steps between evaluations while training; None turns them off
+    metric: str = "fid"  # the score that picks checkpoints/best.safetensors (`ganforge list metrics`)
+    extractor: str | None = None  # None: lenet for the digit sets, raw for points, inception otherwise
+    n: int = Field(2000, ge=2)  # generated samples (and real ones, at most) per evaluation
+    keep_best: bool = True  # keep the checkpoint with the best score beside the newest ones
+
+
 class RunConfig(Section):
     """Everything a run needs; stored as `config.yaml` in the run folder."""
 
@@ -120,6 +129,7 @@ class RunConfig(Section):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

@@ -16,7 +16,7 @@ from safetensors import SafetensorError
 from torch import nn
 
 from ganforge.data import DataInfo
-from ganforge.engine.checkpoint import read_tensors, write_tensors
+from ganforge.engine.checkpoint import read_tensors, tensor_digest, write_tensors
 from ganforge.errors import UserError
 from ganforge.nets import NETS
 from ganforge.registry import name_of
@@ -51,7 +51,28 @@ class Sampler:
     def latent_dim(self) -> int:
         return self.net.latent_dim
 
+    @property
+    def weights_hash(self) -> str:
+        """Return the SHA-256 of the weights (the checksum stored in generator.safetensors)."""
+        return tensor_digest({k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()})
+
+    def latents(self, n: int, seed: int | None = None) -> torch.Tensor:
+        """Return (n, latent_dim) noise z ~ N(0, I) on the CPU; the same seed gives the same noise."""
+        generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        return torch.randn(n, self.latent_dim, generator=generator)
+
     @torch.inference_mode()
+    def decode(self, z: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        """Return the samples for latents `z` (n, latent_dim), on the CPU; images are in [-1, 1]."""
+        device = next(self.net.parameters()).device
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            chunks = [self.net(part.to(device)).float().cpu() for part in z.split(batch_size)]
+        finally:
+            self.net.train(was_training)
+        return torch.cat(chunks)
+
     def sample(
         self, n: int, seed: int | None = None, labels: Any = None, batch_size: int = 512
     ) -> torch.Tensor:
@@ -59,22 +80,9 @@ class Sampler:
         if n <= 0:
             raise UserError(f"n must be at least 1, got {n}")
         if labels is not None:
-            raise UserError(
-                f"this generator is unconditional ({type(self.net).__name__}); it takes no labels"
-            )
-        device = next(self.net.parameters()).device
-        generator = torch.Generator(device).manual_seed(seed) if seed is not None else None
-        was_training = self.net.training
-        self.net.eval()
-        try:
-            chunks = []
-            for start in range(0, n, batch_size):
-                count = min(batch_size, n - start)
-                z = torch.randn(count, self.latent_dim, device=device, generator=generator)
-                chunks.append(self.net(z).float().cpu())
-        finally:
-            self.net.train(was_training)
-        return torch.cat(chunks)
+            name = type(self.net).__name__
+            raise UserError(f"this generator is unconditional ({name}); it takes no labels")
+        return self.decode(self.latents(n, seed), batch_size)
 
     def save(self, path: str | Path, n: int, seed: int | None = None) -> Path:
         """Write `n` samples to `path`: a .png (image grid or scatter plot) or an .npz (array `x`)."""

@@ -25,6 +25,8 @@ app.command("train")(commands.train)
 app.command("resume")(commands.resume)
 app.command("sample")(commands.sample)
 app.command("list")(commands.list_entries)
+app.command("evaluate")(commands.evaluate)
+app.command("report")(commands.report)
 
 # Typer raises click's exception classes (vendored in recent Typer); reach them through a public name.
 _CLICK = {cls.__name__: cls for cls in typer.BadParameter.__mro__}

@@ -90,16 +90,86 @@ def sample(
     return 0
 
 
+def evaluate(
+    run: Annotated[Path | None, typer.Argument(help="Run folder to score")] = None,
+    metrics: Annotated[
+        str, typer.Option(help="Comma-separated metrics (ganforge list metrics)")
+    ] = "fid,kid,pr",
+    n: Annotated[int, typer.Option("--n", help="Generated samples (and real ones, at most)")] = 10_000,
+    extractor: Annotated[
+        str | None, typer.Option(help="Feature extractor (default: lenet for digits, raw for points)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the samples and the real subset")] = 0,
+    precision: Annotated[str, typer.Option(help="fp32 or bf16 (autocast) for the extractor")] = "fp32",
+    extractor_path: Annotated[
+        str | None, typer.Option(help="Weights file for the extractor (inception)")
+    ] = None,
+    rerun: Annotated[Path | None, typer.Option(help="Recompute a stored evaluation file and compare")] = None,
+) -> int:
+    """Score a trained generator offline; scores are stored with their manifests in RUN/evaluations/."""
+    from ganforge.metrics.evaluate import evaluate as run_evaluation
+    from ganforge.metrics.evaluate import rerun as rerun_evaluation
+
+    if rerun is not None:
+        checks = rerun_evaluation(rerun, progress=lambda line: print(line, file=sys.stderr))
+        for check in checks:
+            verdict = "same" if check.same else "DIFFERENT"
+            stored, now = f"{check.stored:.8g}", f"{check.recomputed:.8g}"
+            print(f"{check.label:<28} {check.key:<14} stored {stored}  now {now}  {verdict}")
+        return 0 if all(check.same for check in checks) else 1
+    if run is None:
+        raise UserError("evaluate: give a run folder, or --rerun EVALUATION.json")
+    if n <= 1:
+        raise UserError(f"--n must be at least 2, got {n}")
+    if precision not in ("fp32", "bf16"):
+        raise UserError(f"--precision: expected fp32 or bf16, got {precision!r}")
+    result = run_evaluation(
+        run,
+        metrics.split(","),
+        n=n,
+        extractor=extractor,
+        seed=seed,
+        precision=precision,
+        extractor_path=extractor_path,
+    )
+    for score in result.scores:
+        values = "  ".join(f"{key} {value:.5g}" for key, value in score.values.items())
+        print(f"{score.label:<28} {values}")
+    if result.path is not None:
+        print(f"manifests written to {result.path}", file=sys.stderr)
+    return 0
+
+
+def report(run: Annotated[Path, typer.Argument(help="Run folder")]) -> int:
+    """Write RUN/report.html: one self-contained page with samples, curves, metrics and manifests."""
+    from ganforge.report import write_report
+
+    if not (run / "config.yaml").is_file():
+        raise UserError(f"run folder {str(run)!r} has no config.yaml (is it a ganforge run?)")
+    print(f"wrote {write_report(run)}", file=sys.stderr)
+    return 0
+
+
 def list_entries(
-    what: Annotated[str, typer.Argument(help="presets, datasets, nets, objectives or recipes")] = "all",
+    what: Annotated[
+        str, typer.Argument(help="presets, datasets, nets, objectives, recipes, metrics, extractors")
+    ] = "all",
 ) -> int:
     """List what can be named in a config: presets, datasets, nets, objectives, recipes."""
     from ganforge.data import DATASETS
+    from ganforge.metrics.evaluate import EXTRACTORS, METRICS
     from ganforge.nets import NETS
     from ganforge.objectives import OBJECTIVES
     from ganforge.recipes import RECIPES
 
-    registries = {"datasets": DATASETS, "nets": NETS, "objectives": OBJECTIVES, "recipes": RECIPES}
+    registries = {
+        "datasets": DATASETS,
+        "nets": NETS,
+        "objectives": OBJECTIVES,
+        "recipes": RECIPES,
+        "metrics": METRICS,
+        "extractors": EXTRACTORS,
+    }
     kinds = ["presets", *registries]
     if what not in (*kinds, "all"):
         raise UserError(f"list: unknown kind {what!r} (known: {', '.join(kinds)})")

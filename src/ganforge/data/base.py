@@ -131,3 +131,20 @@ class BatchLoader:
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.epoch, self.position, self._order = int(state["epoch"]), int(state["position"]), None
+
+
+def split_holdout(data: TensorData, fraction: float, seed: int) -> tuple[TensorData, TensorData | None]:
+    """Return (train, held-out): `fraction` of the samples, chosen by a permutation seeded with `seed`.
+
+    The same (data, fraction, seed) always gives the same split, so training and evaluation agree on it.
+    """
+    if fraction <= 0:
+        return data, None
+    count = int(round(fraction * len(data.x)))
+    order = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(seed))
+    held, kept = order[:count].sort().values, order[count:].sort().values
+
+    def take(index: torch.Tensor) -> TensorData:
+        return TensorData(data.x[index], data.y[index] if data.y is not None else None, data.info)
+
+    return take(kept), take(held)

@@ -15,7 +15,7 @@ import torch
 
 import ganforge
 from ganforge.config import RunConfig, resolve
-from ganforge.data import Batch, BatchLoader, load_dataset
+from ganforge.data import Batch, BatchLoader, load_dataset, split_holdout
 from ganforge.engine import checkpoint as ckpt
 from ganforge.engine.callbacks import Callback, MetricsLogger, RunReport, SampleGrids, Stats
 from ganforge.engine.ema import EMA, recalibrate_batch_norm
@@ -52,7 +52,9 @@ class Trainer:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise UserError("training.device: cuda was asked for but no CUDA device is available")
         self.data = load_dataset(config.data)  # the first load imports libraries that may draw random numbers
-        self.loader = BatchLoader(self.data, training.batch_size, training.seed, self.device)
+        # The held-out part (data.holdout) is kept for evaluation and never trained on.
+        train, _ = split_holdout(self.data, config.data.holdout, config.data.seed)
+        self.loader = BatchLoader(train, training.batch_size, training.seed, self.device)
         seed_everything(training.seed)  # so seed just before the nets: their initial weights come from it
         self.recipe: Recipe = build_recipe(config, self.data.info).to(self.device)
         self.optimizers = {
@@ -73,6 +75,12 @@ class Trainer:
             RunReport(),
             *callbacks,
         ]
+        if config.evaluation.every is not None:
+            from ganforge.metrics.during_training import (
+                EvaluateEvery,  # the metrics stack loads only if asked
+            )
+
+            self.callbacks.insert(1, EvaluateEvery(config.evaluation))
         self._trainable: str | None = None
         self._stop_signal: int | None = None
         self._last_checkpoint: Path | None = None

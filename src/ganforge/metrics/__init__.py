@@ -1,5 +1,9 @@
-"""Offline metrics. For now: mode coverage on toy mixtures; FID/KID/IS and friends arrive with evaluation."""
+"""Offline metrics: feature extractors, registered metrics, and evaluations stored with manifests.
 
-from ganforge.metrics.modes import ModeCoverage, mode_coverage
+Importing this package registers the extractors and metrics; the metric maths lives in plain functions
+(fid.py, kid.py, inception_score.py, prdc.py, memorisation.py, modes.py).
+"""
 
-__all__ = ["ModeCoverage", "mode_coverage"]
+from ganforge.metrics.modes import ModeCoverage, mode_coverage, stacked_mode_coverage
+
+__all__ = ["ModeCoverage", "mode_coverage", "stacked_mode_coverage"]

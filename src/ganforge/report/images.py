@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 
 from ganforge.errors import UserError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def image_grid(
@@ -34,25 +39,49 @@ def image_grid(
     return Image.fromarray(canvas[..., 0] if channels == 1 else canvas)
 
 
+def scatter_figure(
+    points: np.ndarray,
+    reference: np.ndarray | None = None,
+    centres: np.ndarray | None = None,
+    title: str = "",
+    size: float = 5.0,
+) -> Figure:
+    """Return a figure of 2-D points in red over optional real points (grey) and mode centres (crosses)."""
+    from matplotlib.figure import Figure  # no pyplot: no global figure registry, no backend switch
+
+    figure = Figure(figsize=(size, size), dpi=100)
+    axes = figure.add_subplot()
+    if reference is not None:
+        axes.scatter(reference[:, 0], reference[:, 1], s=2, c="#bbbbbb", label="real")
+    axes.scatter(points[:, 0], points[:, 1], s=2, c="#d62728", label="generated")
+    if centres is not None:
+        axes.scatter(
+            centres[:, 0], centres[:, 1], s=60, marker="x", c="black", linewidths=1.5, label="mode centres"
+        )
+    axes.set_aspect("equal", adjustable="datalim")  # equal scales; the box still fills the figure
+    axes.set_title(title)
+    legend = axes.legend(loc="upper right")
+    for handle in legend.legend_handles:  # legend markers big enough to see, whatever the plot's sizes
+        handle.set_sizes([30])
+    figure.tight_layout()
+    return figure
+
+
 def scatter_plot(
     points: np.ndarray, path: Path, reference: np.ndarray | None = None, title: str = ""
 ) -> None:
     """Write a scatter plot of 2-D points (and optionally real points behind them) to `path`."""
-    import matplotlib
+    scatter_figure(points, reference, title=title).savefig(path)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(5, 5), dpi=100)
-    if reference is not None:
-        axes.scatter(reference[:, 0], reference[:, 1], s=2, c="#bbbbbb", label="real")
-    axes.scatter(points[:, 0], points[:, 1], s=2, c="#d62728", label="generated")
-    axes.set_aspect("equal")
-    axes.set_title(title)
-    axes.legend(loc="upper right", markerscale=4)
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
+def png_bytes(picture: Image.Image | Figure, dpi: float | None = None) -> bytes:
+    """Return a PIL image or a matplotlib figure encoded as PNG."""
+    buffer = io.BytesIO()
+    if isinstance(picture, Image.Image):
+        picture.save(buffer, format="PNG", optimize=True)
+    else:
+        picture.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
 
 
 def save_samples(samples: torch.Tensor, kind: str, path: Path) -> Path:
