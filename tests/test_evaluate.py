@@ -229,3 +229,28 @@ def test_cas_tells_right_labels_from_scrambled_ones() -> None:
     scrambled = data.y[fake][torch.randperm(700, generator=torch.Generator().manual_seed(1))]
     bad = classification_accuracy_score(data.x[fake], scrambled, *args, epochs=10)
     assert bad["cas"] < 0.3 and bad["real_accuracy"] == good["real_accuracy"], bad
+
+
+def test_inception_score_from_lenet_and_the_report_command(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("GANFORGE_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    ganforge.train(
+        preset="dcgan-digits",
+        run_dir=run,
+        overrides=[
+            "training.steps=300",
+            "nets.generator.options.width=16",
+            "nets.discriminator.options.width=16",
+            "logging.tensorboard=false",
+        ],
+    )
+    assert main(["evaluate", str(run), "--metrics", "is,fid", "--n", "500"]) == 0
+    out = capsys.readouterr().out
+    assert "is[lenet:digits]" in out and "fid[lenet:digits]" in out
+    score = read_evaluations(run)[0]
+    assert 1.0 < score["values"]["is_mean"] <= 10.0  # between one class and all ten, evenly
+    (run / "report.html").unlink()
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert "is[lenet:digits]" in page and "data:image/png;base64," in page
+    assert main(["report", str(tmp_path)]) == 2  # not a run folder
