@@ -32,6 +32,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/engine_overhead.py
+	$(PY) benchmarks/metrics_speed.py
 
 clean:
 	rm -rf $(VENV) runs build src/*.egg-info
