@@ -21,7 +21,9 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/ganforge train --preset dcgan-mnist5k --out runs/demo --overwrite
 	$(VENV)/bin/ganforge sample runs/demo --n 64 --seed 0 --out runs/demo/samples_final.png
-	@echo "Demo done: see runs/demo (samples/, loss_curve.png, report.html)"
+	$(VENV)/bin/ganforge evaluate runs/demo --metrics fid,kid,pr,dc --n 5000
+	$(VENV)/bin/ganforge report runs/demo
+	@echo "Demo done: see runs/demo (report.html, samples/, loss_curve.png, evaluations/)"
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
