@@ -120,6 +120,5 @@ class RunReport(Callback):
 
     def on_train_end(self, trainer: Trainer, reason: str) -> None:
         self.on_checkpoint(trainer)
-        write_report(
-            trainer.run_dir, title=f"ganforge {trainer.config.recipe.name} on {trainer.data.info.name}"
-        )
+        title = f"ganforge {trainer.config.recipe.name} on {trainer.data.info.name}"
+        write_report(trainer.run_dir, title=title, data=trainer.data)  # the data is in memory: no reload

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ganforge.config import EvaluationConfig
@@ -48,6 +47,7 @@ class EvaluateEvery(Callback):
             n=self.config.n,
             extractor=self.config.extractor,
             sampler=sampler,
+            data=trainer.data,  # already in memory: no reload every K steps
         ).scores[0]
         value = score.values[self.spec.primary]
         log.info("step %d: %s %s = %.5g", trainer.step, score.label, self.spec.primary, value)
@@ -65,7 +65,3 @@ class EvaluateEvery(Callback):
         )
         record = {"step": trainer.step, "label": label, "metric": self.spec.primary, "value": value}
         ckpt.write_text_atomic(trainer.run_dir / BEST_RECORD, json.dumps(record, indent=2))
-
-
-def best_generator_path(run_dir: Path) -> Path:
-    return run_dir / BEST_GENERATOR

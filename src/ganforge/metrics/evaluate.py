@@ -20,7 +20,7 @@ import torch
 
 import ganforge
 from ganforge.config import DataConfig, load_yaml
-from ganforge.data import DataInfo, load_dataset, split_holdout
+from ganforge.data import DataInfo, TensorData, load_dataset, split_holdout
 from ganforge.errors import UserError
 from ganforge.metrics.extractors import EXTRACTORS, Extractor, ExtractorRequest, Precision
 from ganforge.metrics.registry import METRICS, EvalContext
@@ -106,9 +106,11 @@ def evaluate(
     extractor_path: str | None = None,
     write: bool = True,
     sampler: Sampler | None = None,
+    data: TensorData | None = None,
 ) -> Evaluation:
     """Score the generator of `run` against its training data; write the scores and manifests to
-    `RUN/evaluations/` when `write` (and `run` is a folder). `sampler` overrides the saved generator."""
+    `RUN/evaluations/` when `write` (and `run` is a folder). `sampler` overrides the saved generator;
+    `data` is the run's whole dataset when the caller already holds it (the Trainer does)."""
     if n < 2:
         raise UserError(f"--n must be at least 2, got {n}")
     run = Path(run)
@@ -119,7 +121,7 @@ def evaluate(
         METRICS.get(name, "--metrics")
     sampler = sampler if sampler is not None else load_generator(run)
     data_config = _run_data(run, sampler)
-    data = load_dataset(data_config)
+    data = data if data is not None else load_dataset(data_config)
     train, heldout = split_holdout(data, data_config.holdout, data_config.seed)
     pick = torch.randperm(len(train.x), generator=torch.Generator().manual_seed(seed))[:n]
     real = train.x[pick.sort().values]

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 import ganforge
+from ganforge.data import TensorData
 from ganforge.errors import UserError
 from ganforge.report import panels
 from ganforge.report.markup import note
@@ -78,11 +79,12 @@ table.neighbours figcaption { font-size: 0.8em; margin-top: 2px; font-variant-nu
 """
 
 
-def write_report(run_dir: Path, title: str | None = None) -> Path:
+def write_report(run_dir: Path, title: str | None = None, data: TensorData | None = None) -> Path:
     """Write `report.html` in `run_dir` from what the run folder holds; return its path.
 
     Works on any run folder, finished or not, with or without evaluations; what is missing is said so on
-    the page. `title` defaults to "ganforge RECIPE on DATASET".
+    the page. `title` defaults to "ganforge RECIPE on DATASET". `data` is the run's whole dataset when the
+    caller already holds it (the Trainer does); otherwise it is loaded from the run's config.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -95,7 +97,7 @@ def write_report(run_dir: Path, title: str | None = None) -> Path:
         )
     started = time.perf_counter()
     with _global_rngs_restored():
-        page = _page(RunContents(run_dir), title)
+        page = _page(RunContents(run_dir, data), title)
     path = run_dir / REPORT_FILE
     temporary = path.with_suffix(".html.tmp")  # a reader never sees half a page
     temporary.write_text(page, encoding="utf-8")

@@ -32,8 +32,9 @@ GENERATED_COUNT = 64
 class RunContents:
     """The parts of one run folder, each read the first time it is asked for."""
 
-    def __init__(self, run_dir: Path) -> None:
+    def __init__(self, run_dir: Path, data: TensorData | None = None) -> None:
         self.run_dir = run_dir
+        self.data = data  # the whole dataset, when the caller already holds it
         self.missing: dict[str, str] = {}  # part -> why it could not be read
 
     @cached_property
@@ -79,11 +80,13 @@ class RunContents:
         if self.data_config is None:
             self.missing["data"] = "neither config.yaml nor the generator names the training data"
             return None
-        try:
-            data = load_dataset(self.data_config)
-        except (UserError, OSError) as exc:  # data on another machine, a folder moved, ...
-            self.missing["data"] = f"the training data could not be loaded: {exc}"
-            return None
+        data = self.data
+        if data is None:
+            try:
+                data = load_dataset(self.data_config)
+            except (UserError, OSError) as exc:  # data on another machine, a folder moved, ...
+                self.missing["data"] = f"the training data could not be loaded: {exc}"
+                return None
         return split_holdout(data, self.data_config.holdout, self.data_config.seed)[0]
 
     @cached_property
