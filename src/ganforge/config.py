@@ -119,6 +119,46 @@ class EvaluationConfig(Section):
     keep_best: bool = True  # keep the checkpoint with the best score beside the newest ones
 
 
+class StabilityConfig(Section):
+    """Remedies for unstable training and mode collapse, each a switch (docs/stability.md says when to use
+    which). Settings left at None take the objective's default (WGAN-GP implies gradient_penalty 10 and
+    n_critic 5) and are otherwise off. Generator EMA is `training.ema_decay`; TTUR is `optim.*.lr`."""
+
+    n_critic: int | None = Field(None, ge=1)  # D steps per G step (G runs every n_critic-th step)
+    gradient_penalty: float | None = Field(None, ge=0)  # lambda of WGAN-GP's penalty (Gulrajani et al. 2017)
+    weight_clip: float | None = Field(None, gt=0)  # clip D's weights to [-c, c] after each step (WGAN)
+    r1: float | None = Field(None, ge=0)  # gamma of the R1 penalty on real data (Mescheder et al. 2018)
+    r1_every: int = Field(16, ge=1)  # lazy R1: a separate D step every k steps, scaled by k
+    spectral_norm: bool = False  # spectral normalisation of every D layer (Miyato et al. 2018)
+    instance_noise: float = Field(0.0, ge=0)  # std of Gaussian noise on D's inputs, annealed linearly to 0
+    instance_noise_steps: int | None = Field(None, ge=1)  # steps of the anneal; None: the whole run
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5)  # one-sided: real targets 1 - s (Salimans et al. 2016)
+    minibatch_std: int = Field(0, ge=0)  # group size of D's minibatch-std feature (Karras et al. 2018); 0 off
+    pac: int = Field(1, ge=1)  # PacGAN: D judges pac samples at once (Lin et al. 2018); 1 off
+    unrolled_steps: int = Field(0, ge=0)  # G's loss looks k simulated D steps ahead (Metz et al. 2017)
+    diffaugment: list[Literal["color", "translation", "cutout"]] = Field(
+        default_factory=list
+    )  # DiffAugment policies on D's image inputs (Zhao et al. 2020)
+    lecam: float = Field(0.0, ge=0)  # weight of LeCam regularisation (Tseng et al. 2021)
+    lecam_decay: float = Field(0.99, gt=0, lt=1)  # EMA decay of LeCam's anchors
+
+
+class MonitorsConfig(Section):
+    """Watchers for trouble while training: mode collapse, D overpowering G, divergence, oscillation."""
+
+    enabled: bool = True  # the monitors run by default; they cost a few milliseconds per check
+    policy: Literal["warn", "stop", "rollback"] = "warn"  # what an alert does beyond the warning
+    lr_factor: float = Field(0.5, gt=0, lt=1)  # rollback: learning rates are multiplied by this
+    max_rollbacks: int = Field(3, ge=1)  # rollback: after this many, the run stops instead
+    every: int = Field(250, ge=1)  # steps between sample-diversity checks (mode collapse)
+    samples: int = Field(512, ge=16)  # generated and real samples per diversity check
+    diversity_ratio: float = Field(0.5, gt=0, lt=1)  # collapse: sample spread below this x the data's
+    class_balance: float = Field(0.75, gt=0, lt=1)  # lopsided: class entropy below this x the data's
+    window: int = Field(200, ge=10)  # steps a sign of trouble must last (overpowering, oscillation)
+    overpower_margin: float = Field(0.05, gt=0, lt=0.5)  # overpowered: D(x) > 1 - m and D(G(z)) < m
+    gradient_spike: float = Field(20.0, gt=1)  # divergence: a gradient norm above this x its median
+
+
 class RunConfig(Section):
     """Everything a run needs; stored as `config.yaml` in the run folder."""
 
@@ -130,6 +170,8 @@ class RunConfig(Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    stability: StabilityConfig = Field(default_factory=StabilityConfig)
+    monitors: MonitorsConfig = Field(default_factory=MonitorsConfig)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

@@ -12,7 +12,7 @@ import torch
 from ganforge.report import plot_curves, save_samples, write_report
 
 if TYPE_CHECKING:
-    from ganforge.engine.trainer import Trainer
+    from ganforge.engine.trainer import Alert, Rollback, Trainer
 
 Stats = dict[str, torch.Tensor]
 
@@ -27,6 +27,12 @@ class Callback:
     def on_checkpoint(self, trainer: Trainer) -> None: ...
 
     def on_train_end(self, trainer: Trainer, reason: str) -> None: ...
+
+    def on_alert(self, trainer: Trainer, alert: Alert) -> None:
+        """A monitor saw trouble (mode collapse, divergence, ...) at `alert.step`."""
+
+    def on_rollback(self, trainer: Trainer, rollback: Rollback) -> None:
+        """The run went back to a healthy checkpoint (`trainer.step` is now `rollback.to_step`)."""
 
 
 class MetricsLogger(Callback):

@@ -28,11 +28,29 @@ from ganforge.sampling import GENERATOR_FILE, Sampler, save_generator
 log = logging.getLogger("ganforge")
 
 
+HEALTHY_FILE = "healthy.safetensors"  # the newest checkpoint written with no alert since the one before
+
+
+@dataclass(frozen=True)
+class Alert:
+    step: int  # the step at which the monitor noticed
+    monitor: str  # "mode_collapse", "overpowered", "divergence", "oscillation", ...
+    message: str  # one line for people
+
+
+@dataclass(frozen=True)
+class Rollback:
+    from_step: int  # where the run was when it rolled back
+    to_step: int  # the healthy checkpoint's step
+    alert: Alert  # the alert that caused it
+    lr_factor: float  # every learning rate was multiplied by this
+
+
 @dataclass(frozen=True)
 class TrainResult:
     run_dir: Path
     step: int  # steps completed
-    reason: str  # "finished" or "interrupted"
+    reason: str  # "finished", "interrupted", or "stopped" (a monitor's alert, under policy "stop")
     stop_signal: int | None = None  # the signal that interrupted the run, if one did
 
 
@@ -75,6 +93,10 @@ class Trainer:
             RunReport(),
             *callbacks,
         ]
+        if config.monitors.enabled:
+            from ganforge.engine.monitors import default_monitors
+
+            self.callbacks[1:1] = default_monitors(config.monitors)
         if config.evaluation.every is not None:
             from ganforge.metrics.during_training import (
                 EvaluateEvery,  # the metrics stack loads only if asked
@@ -85,6 +107,11 @@ class Trainer:
         self._stop_signal: int | None = None
         self._last_checkpoint: Path | None = None
         self._ema_calibrated_at: int | None = None  # step at which the EMA net's batch-norm stats were redone
+        self.alerts: list[Alert] = []  # every alert raised by a monitor, in order
+        self._alert_since_checkpoint = False  # a checkpoint is "healthy" when no alert came since the last
+        self._stop_reason: str | None = None  # set by an alert under policy "stop"
+        self._rollback_for: Alert | None = None  # set by an alert under policy "rollback"
+        self.rollbacks = 0
 
     # -- the loop --------------------------------------------------------------------------------------
 
@@ -111,8 +138,13 @@ class Trainer:
                         callback.on_step_end(self, stats)
                     if self.step % self.config.logging.checkpoint_every == 0:
                         self.save_checkpoint()
+                    if self._rollback_for is not None:
+                        self._roll_back(self._rollback_for)
                     if self._stop_signal is not None:
                         reason = "interrupted"
+                        break
+                    if self._stop_reason is not None:
+                        reason = "stopped"
                         break
                 if self._last_checkpoint != ckpt.checkpoint_path(self.checkpoint_dir, self.step):
                     self.save_checkpoint()
@@ -128,6 +160,7 @@ class Trainer:
         """Run every phase due at this step on `batch`; return the phases' stats."""
         stats: Stats = {}
         parts = self.config.training.grad_accum
+        self.recipe.step = self.step
         for phase in self.recipe.phases:
             if self.step % phase.interval:
                 continue
@@ -143,8 +176,14 @@ class Trainer:
                 (loss / parts if parts > 1 else loss).backward()
                 for key, value in phase_stats.items():
                     stats[key] = stats[key] + value / parts if key in stats else value / parts
+            # The gradient norm is kept as a tensor: reading it here would sync a GPU every step.
+            grads = [p.grad for p in self.recipe.parameters_of(phase.group) if p.grad is not None]
+            if grads:
+                stats[f"grad_norm_{phase.name}"] = torch.nn.utils.get_total_norm(grads).detach()
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+            if phase.after_step is not None:
+                phase.after_step()
             if phase.group == "generator" and self.ema is not None:
                 self.ema.update(self.recipe.generator, self.step)
         for schedule in self.schedules.values():
@@ -193,6 +232,51 @@ class Trainer:
             self._ema_calibrated_at = self.step
         return Sampler(self.ema.shadow, self.data.info, self.step, "ema")
 
+    # -- alerts from the monitors ----------------------------------------------------------------------
+
+    def alert(self, monitor: str, message: str) -> Alert:
+        """Record a monitor's warning at this step, tell the callbacks, and apply `monitors.policy`."""
+        alert = Alert(self.step, monitor, message)
+        self.alerts.append(alert)
+        self._alert_since_checkpoint = True
+        log.warning("step %d: %s: %s", alert.step, monitor, message)
+        for callback in self.callbacks:
+            callback.on_alert(self, alert)
+        policy = self.config.monitors.policy
+        if policy == "stop":
+            self._stop_reason = f"{monitor}: {message}"
+        elif policy == "rollback" and self._rollback_for is None:
+            self._rollback_for = alert
+        return alert
+
+    def _roll_back(self, alert: Alert) -> None:
+        """Reload the last healthy checkpoint and lower every learning rate (policy "rollback")."""
+        self._rollback_for = None
+        healthy = self.checkpoint_dir / HEALTHY_FILE
+        monitors = self.config.monitors
+        if self.rollbacks >= monitors.max_rollbacks or not healthy.is_file():
+            why = "no healthy checkpoint yet" if not healthy.is_file() else f"{self.rollbacks} rollbacks done"
+            self._stop_reason = f"{alert.monitor}: {alert.message} ({why}; stopping)"
+            log.warning("step %d: cannot roll back (%s); stopping", self.step, why)
+            return
+        from_step = self.step
+        self.load_state_dict(ckpt.load_state(healthy))
+        for optimizer, schedule in zip(self.optimizers.values(), self.schedules.values(), strict=True):
+            schedule.base_lrs = [lr * monitors.lr_factor for lr in schedule.base_lrs]
+            for group in optimizer.param_groups:
+                group["lr"] *= monitors.lr_factor
+        self.rollbacks += 1
+        self._alert_since_checkpoint = False
+        rollback = Rollback(from_step, self.step, alert, monitors.lr_factor)
+        log.warning(
+            "step %d: rolled back to the healthy checkpoint of step %d, learning rates x%g",
+            from_step,
+            self.step,
+            monitors.lr_factor,
+        )
+        for callback in self.callbacks:
+            callback.on_rollback(self, rollback)
+
     # -- checkpoints -----------------------------------------------------------------------------------
 
     @property
@@ -203,6 +287,7 @@ class Trainer:
         return {
             "step": self.step,
             "nets": self.recipe.nets.state_dict(),
+            "recipe": {k: v for k, v in self.recipe.state_dict().items() if not k.startswith("nets.")},
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "optimizers": {group: opt.state_dict() for group, opt in self.optimizers.items()},
             "schedules": {group: schedule.state_dict() for group, schedule in self.schedules.items()},
@@ -213,7 +298,8 @@ class Trainer:
 
     def load_state_dict(self, state: dict) -> None:
         self.step = int(state["step"])
-        self.recipe.nets.load_state_dict(state["nets"])
+        nets = {f"nets.{key}": value for key, value in state["nets"].items()}
+        self.recipe.load_state_dict({**nets, **state.get("recipe", {})})
         if self.ema is not None and state["ema"] is not None:
             self.ema.load_state_dict(state["ema"])
         for group, optimizer in self.optimizers.items():
@@ -236,6 +322,9 @@ class Trainer:
         save_generator(self.run_dir / GENERATOR_FILE, sampler.net, self.data.info, self.step, sampler.weights)
         ckpt.prune(self.checkpoint_dir, self.config.logging.keep_checkpoints)
         self._last_checkpoint = path
+        if self.config.monitors.policy == "rollback" and not self._alert_since_checkpoint:
+            ckpt.copy_atomic(path, self.checkpoint_dir / HEALTHY_FILE)
+        self._alert_since_checkpoint = False
         for callback in self.callbacks:
             callback.on_checkpoint(self)
         return path

@@ -35,6 +35,7 @@ class Phase:
     group: Group  # whose optimizer steps after this phase's backward
     loss: Callable[[Batch], tuple[torch.Tensor, Stats]]  # returns (scalar loss to minimise, stats)
     interval: int = 1
+    after_step: Callable[[], None] | None = None  # run after the optimizer step (e.g. WGAN weight clipping)
 
 
 @dataclass
@@ -65,6 +66,7 @@ class Recipe(nn.Module):
     groups: dict[Group, tuple[str, ...]]
     phases: tuple[Phase, ...]
     example_data: str = "digits"  # a small built-in dataset the recipe fits (quick tries, shared tests)
+    step: int = 0  # the training step being run; the engine sets it (annealed schedules read it)
 
     @property
     def generator(self) -> nn.Module:

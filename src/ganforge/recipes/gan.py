@@ -52,7 +52,7 @@ class AdversarialGAN(Recipe):
 
     def generator_loss(self, batch: Batch) -> tuple[torch.Tensor, Stats]:
         fake = self.nets["generator"](self.noise(len(batch), batch.x))
-        loss = self.objective.generator_loss(self.nets["discriminator"](fake))
+        loss = self.objective.generator_loss(self.nets["discriminator"](fake), None)
         return loss, {"loss_G": loss.detach()}
 
 
