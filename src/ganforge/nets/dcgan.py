@@ -16,6 +16,7 @@ from torch import nn
 
 from ganforge.errors import UserError
 from ganforge.nets.base import NETS, assert_shape, configurable, dcgan_init
+from ganforge.nets.layers import MinibatchStd
 
 
 def halvings(side: int) -> int:
@@ -78,6 +79,7 @@ class DCGANDiscriminator(nn.Module):
         data_shape: tuple[int, ...],  # (C, S, S)
         width: int = 64,  # channels of the first layer; doubled at each lower resolution
         negative_slope: float = 0.2,  # LeakyReLU slope
+        minibatch_std: int = 0,  # group size of a minibatch-std channel before the output layer; 0: none
     ) -> None:
         super().__init__()
         channels, side = _square_image(data_shape)
@@ -94,7 +96,11 @@ class DCGANDiscriminator(nn.Module):
                 nn.BatchNorm2d(width * 2**i),
                 nn.LeakyReLU(negative_slope, True),
             ]
-        layers.append(nn.Conv2d(width * 2 ** (k - 1), 1, start, 1, 0, bias=False))  # -> (N, 1, 1, 1)
+        top = width * 2 ** (k - 1)
+        if minibatch_std:  # (Karras et al. 2018): D sees how varied the batch is
+            layers.append(MinibatchStd(minibatch_std))  # (N, top, s0, s0) -> (N, top + 1, s0, s0)
+            top += 1
+        layers.append(nn.Conv2d(top, 1, start, 1, 0, bias=False))  # -> (N, 1, 1, 1)
         self.body = nn.Sequential(*layers)
         self.apply(dcgan_init)
 

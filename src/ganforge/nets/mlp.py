@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ganforge.nets.base import NETS, assert_shape, configurable
+from ganforge.nets.layers import MinibatchStd
 
 
 def _stack(sizes: list[int], activation: type[nn.Module], **act_kwargs: float) -> list[nn.Module]:
@@ -52,11 +53,16 @@ class MLPDiscriminator(nn.Module):
         data_shape: tuple[int, ...],  # shape of one sample
         hidden: tuple[int, ...] = (256, 256, 256),  # widths of the hidden layers
         negative_slope: float = 0.2,  # LeakyReLU slope
+        minibatch_std: int = 0,  # group size of a minibatch-std feature before the output layer; 0: none
     ) -> None:
         super().__init__()
         self.data_shape = tuple(data_shape)
         layers = _stack([math.prod(self.data_shape), *hidden], nn.LeakyReLU, negative_slope=negative_slope)
-        layers.append(nn.Linear(hidden[-1] if hidden else math.prod(self.data_shape), 1))
+        features = hidden[-1] if hidden else math.prod(self.data_shape)
+        if minibatch_std:
+            layers.append(MinibatchStd(minibatch_std))  # (N, F) -> (N, F + 1)
+            features += 1
+        layers.append(nn.Linear(features, 1))
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,59 +1,188 @@
-"""The adversarial game of Goodfellow et al. (2014): D every step, then G, with any registered objective.
+"""The adversarial game of Goodfellow et al. (2014), with the stability toolbox: any registered objective,
+and every remedy of the `stability` config section.
 
-`vanilla` plays it with MLPs; `dcgan` with the convolutional nets of Radford et al. (2015). Both take the
-objective from the config (`minimax` or `nonsaturating`, and any later registered one).
+`vanilla` plays it with MLPs; `dcgan` with the convolutional nets of Radford et al. (2015).
+
+What D sees: each real or fake batch is augmented (DiffAugment), noised (instance noise), then packed
+(PacGAN) before the discriminator net scores it. Phases: D every step (with the gradient penalty and LeCam
+terms when on, and weight clipping after its step), lazy R1 as its own phase every `r1_every` steps, and G
+every `n_critic` steps, optionally against a discriminator unrolled `unrolled_steps` steps ahead.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.func import functional_call
 
 from ganforge.data import Batch
+from ganforge.nets import NETS
+from ganforge.nets.layers import apply_spectral_norm
+from ganforge.objectives.diffaugment import diff_augment
+from ganforge.objectives.regularisers import (
+    LeCamAnchors,
+    add_instance_noise,
+    clip_weights_,
+    gradient_penalty,
+    instance_noise_std,
+    lecam_penalty,
+    pack,
+    r1_penalty,
+)
 from ganforge.recipes.base import RECIPES, Phase, Recipe, RecipeContext, Stats
+from ganforge.recipes.stability import discriminator_options, stability_for
+
+Params = dict[str, torch.Tensor]
 
 
 class AdversarialGAN(Recipe):
-    """Unconditional GAN: one generator, one discriminator, alternating single steps."""
+    """Unconditional GAN: one generator, one discriminator, with the configured remedies."""
 
     default_generator = "mlp_generator"
     default_discriminator = "mlp_discriminator"
 
     def __init__(self, context: RecipeContext) -> None:
         super().__init__()
-        shape, latent = context.data.shape, context.config.nets.latent_dim
+        data, latent = context.data, context.config.nets.latent_dim
         self.objective = context.objective
+        self.stability = tricks = stability_for(context)
+        d_class = NETS.get(
+            context.config.nets.discriminator.name or self.default_discriminator, "nets.discriminator.name"
+        )
+        discriminator = context.net(
+            "discriminator", self.default_discriminator, **discriminator_options(tricks, data, d_class)
+        )
+        if tricks.spectral_norm:
+            apply_spectral_norm(discriminator)
         self.nets = nn.ModuleDict(
             {
                 "generator": context.net(
-                    "generator", self.default_generator, data_shape=shape, latent_dim=latent
+                    "generator", self.default_generator, data_shape=data.shape, latent_dim=latent
                 ),
-                "discriminator": context.net("discriminator", self.default_discriminator, data_shape=shape),
+                "discriminator": discriminator,
             }
         )
         self.groups = {"generator": ("generator",), "discriminator": ("discriminator",)}
-        self.phases = (
-            Phase("D", "discriminator", self.discriminator_loss),
-            Phase("G", "generator", self.generator_loss),
-        )
+        # The anchors are training state (saved in checkpoints) but not a net: they live beside `nets`.
+        self.lecam_anchors = LeCamAnchors(tricks.lecam_decay) if tricks.lecam else None
+        clip = tricks.weight_clip
+        phases = [
+            Phase(
+                "D",
+                "discriminator",
+                self.discriminator_loss,
+                after_step=(lambda: clip_weights_(discriminator, clip)) if clip else None,
+            )
+        ]
+        if tricks.r1:
+            phases.append(Phase("Dreg", "discriminator", self.r1_loss, interval=tricks.r1_every))
+        phases.append(Phase("G", "generator", self.generator_loss, interval=tricks.n_critic))
+        self.phases = tuple(phases)
+
+    # -- what D sees ----------------------------------------------------------------------------------
+
+    def seen(self, x: torch.Tensor) -> torch.Tensor:
+        """Return `x` as D sees it: augmented and noised (both differentiable in `x`)."""
+        tricks = self.stability
+        if tricks.diffaugment:
+            x = diff_augment(x, tricks.diffaugment)
+        if tricks.instance_noise:
+            x = add_instance_noise(
+                x, instance_noise_std(tricks.instance_noise, self.step, tricks.instance_noise_steps)
+            )
+        return x
+
+    def score(self, seen: torch.Tensor, params: Params | None = None) -> torch.Tensor:
+        """Return D's logits for already-seen samples, packed `pac` to one score: (B / pac,)."""
+        discriminator = self.nets["discriminator"]
+        packed = pack(seen, self.stability.pac) if self.stability.pac > 1 else seen
+        if params is None:
+            return discriminator(packed)
+        return functional_call(discriminator, params, (packed,))
+
+    def _probability_stats(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> Stats:
+        real_logits, fake_logits = real_logits.detach(), fake_logits.detach()
+        if self.objective.probabilities is None:  # a critic: its raw scores and their gap
+            return {
+                "critic(x)": real_logits.mean(),
+                "critic(G(z))": fake_logits.mean(),
+                "wasserstein": real_logits.mean() - fake_logits.mean(),
+            }
+        real_p, fake_p = self.objective.probabilities(real_logits, fake_logits)
+        return {"D(x)": real_p.mean(), "D(G(z))": fake_p.mean()}  # -> 0.5 at the equilibrium
+
+    # -- phases ---------------------------------------------------------------------------------------
 
     def discriminator_loss(self, batch: Batch) -> tuple[torch.Tensor, Stats]:
-        generator, discriminator = self.nets["generator"], self.nets["discriminator"]
+        tricks = self.stability
         with torch.no_grad():
-            fake = generator(self.noise(len(batch), batch.x))
-        real_logits = discriminator(batch.x)  # (B,)
-        fake_logits = discriminator(fake)  # (B,)
-        loss = self.objective.discriminator_loss(real_logits, fake_logits)
-        return loss, {
-            "loss_D": loss.detach(),
-            "D(x)": torch.sigmoid(real_logits.detach()).mean(),  # -> 0.5 at the equilibrium
-            "D(G(z))": torch.sigmoid(fake_logits.detach()).mean(),
-        }
+            fake = self.nets["generator"](self.noise(len(batch), batch.x))
+        real_seen, fake_seen = self.seen(batch.x), self.seen(fake)
+        real_logits, fake_logits = self.score(real_seen), self.score(fake_seen)  # (B / pac,)
+        if tricks.real_label != 1.0:
+            loss = self.objective.discriminator_loss(real_logits, fake_logits, real_label=tricks.real_label)
+        else:
+            loss = self.objective.discriminator_loss(real_logits, fake_logits)
+        stats = {"loss_D": loss.detach(), **self._probability_stats(real_logits, fake_logits)}
+        if tricks.gradient_penalty:
+            penalty = gradient_penalty(self.score, real_seen, fake_seen)
+            loss = loss + tricks.gradient_penalty * penalty
+            stats["gradient_penalty"] = penalty.detach()
+        if self.lecam_anchors is not None:
+            penalty = lecam_penalty(
+                real_logits, fake_logits, self.lecam_anchors.real, self.lecam_anchors.fake
+            )
+            self.lecam_anchors.update(real_logits, fake_logits)
+            loss = loss + tricks.lecam * penalty
+            stats["lecam"] = penalty.detach()
+        return loss, stats
+
+    def r1_loss(self, batch: Batch) -> tuple[torch.Tensor, Stats]:
+        """Lazy R1 (Mescheder et al. 2018): gamma/2 E||grad D(x)||^2 on real data, scaled by its interval
+        so that the average pull matches an R1 term applied every step (StyleGAN2's lazy regularisation)."""
+        real_seen = self.seen(batch.x).detach().requires_grad_(True)
+        penalty = r1_penalty(self.score(real_seen), real_seen)
+        return 0.5 * self.stability.r1 * self.stability.r1_every * penalty, {"r1": penalty.detach()}
 
     def generator_loss(self, batch: Batch) -> tuple[torch.Tensor, Stats]:
         fake = self.nets["generator"](self.noise(len(batch), batch.x))
-        loss = self.objective.generator_loss(self.nets["discriminator"](fake), None)
+        fake_seen = self.seen(fake)
+        params = self._unrolled(batch, fake_seen) if self.stability.unrolled_steps else None
+        fake_logits = self.score(fake_seen, params)
+        real_logits = None
+        if self.objective.generator_uses_real:
+            real_logits = self.score(self.seen(batch.x), params)
+        loss = self.objective.generator_loss(fake_logits, real_logits)
         return loss, {"loss_G": loss.detach()}
+
+    def _unrolled(self, batch: Batch, fake_seen: torch.Tensor) -> Params:
+        """Return D's weights after `unrolled_steps` simulated steps on its own loss (Metz et al. 2017).
+
+        A simulated step moves each weight tensor against its gradient by `unrolled_lr` in RMS, like the
+        first steps of Adam; the RMS is a constant for autograd (as Adam's second moment is, nearly), so
+        the step stays linear in the gradient and G gets the look-ahead signal through it.
+
+        The steps are differentiable (create_graph), so G's gradient sees how D would answer its move. D's
+        real weights and buffers are untouched: the simulation runs on copies. Each simulated step reuses
+        this batch's real and fake samples (the paper draws new ones; on the toy sets this makes no
+        difference we could measure, and it keeps one batch per training step).
+        """
+        discriminator = self.nets["discriminator"]
+        params: Params = {
+            name: p.detach().requires_grad_(True) for name, p in discriminator.named_parameters()
+        }
+        buffers: Params = {name: b.clone() for name, b in discriminator.named_buffers()}
+        real_seen = self.seen(batch.x)
+        for _ in range(self.stability.unrolled_steps):
+            state = {**params, **buffers}
+            real_logits, fake_logits = self.score(real_seen, state), self.score(fake_seen, state)
+            loss = self.objective.discriminator_loss(real_logits, fake_logits)
+            grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
+            params = {  # an Adam-like step: each tensor moves by lr in RMS; the RMS is held constant
+                name: p - self.stability.unrolled_lr * g / (g.detach().square().mean().sqrt() + 1e-8)
+                for (name, p), g in zip(params.items(), grads, strict=True)
+            }
+        return {**params, **buffers}
 
 
 @RECIPES.register("vanilla", "Goodfellow et al. 2014: MLP generator and discriminator")
