@@ -136,7 +136,9 @@ class StabilityConfig(Section):
     minibatch_std: int = Field(0, ge=0)  # group size of D's minibatch-std feature (Karras et al. 2018); 0 off
     pac: int = Field(1, ge=1)  # PacGAN: D judges pac samples at once (Lin et al. 2018); 1 off
     unrolled_steps: int = Field(0, ge=0)  # G's loss looks k simulated D steps ahead (Metz et al. 2017)
-    unrolled_lr: float | None = Field(None, gt=0)  # RMS step of each simulated D step; None: D's lr
+    # Step size of each simulated plain gradient step on D. 0.1 moves D's weights about as far as one Adam
+    # step at lr 1e-3 does on the toy sets, where D's gradient RMS per weight is about 0.01.
+    unrolled_lr: float = Field(0.1, gt=0)
     diffaugment: list[Literal["color", "translation", "cutout"]] = Field(
         default_factory=list
     )  # DiffAugment policies on D's image inputs (Zhao et al. 2020)

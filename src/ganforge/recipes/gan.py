@@ -158,9 +158,9 @@ class AdversarialGAN(Recipe):
     def _unrolled(self, batch: Batch, fake_seen: torch.Tensor) -> Params:
         """Return D's weights after `unrolled_steps` simulated steps on its own loss (Metz et al. 2017).
 
-        A simulated step moves each weight tensor against its gradient by `unrolled_lr` in RMS, like the
-        first steps of Adam; the RMS is a constant for autograd (as Adam's second moment is, nearly), so
-        the step stays linear in the gradient and G gets the look-ahead signal through it.
+        A simulated step is a plain gradient step of size `unrolled_lr`, the update of the paper's equations.
+        (A step normalised by the current gradient's RMS, Adam-like, made G diverge on ring8: dividing by a
+        small RMS inflates the second-order term that G receives.)
 
         The steps are differentiable (create_graph), so G's gradient sees how D would answer its move. D's
         real weights and buffers are untouched: the simulation runs on copies. Each simulated step reuses
@@ -178,8 +178,8 @@ class AdversarialGAN(Recipe):
             real_logits, fake_logits = self.score(real_seen, state), self.score(fake_seen, state)
             loss = self.objective.discriminator_loss(real_logits, fake_logits)
             grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
-            params = {  # an Adam-like step: each tensor moves by lr in RMS; the RMS is held constant
-                name: p - self.stability.unrolled_lr * g / (g.detach().square().mean().sqrt() + 1e-8)
+            params = {
+                name: p - self.stability.unrolled_lr * g
                 for (name, p), g in zip(params.items(), grads, strict=True)
             }
         return {**params, **buffers}

@@ -33,7 +33,7 @@ class Stability:
     minibatch_std: int = 0  # group size
     pac: int = 1
     unrolled_steps: int = 0
-    unrolled_lr: float = 1e-3
+    unrolled_lr: float = 0.1
     diffaugment: tuple[str, ...] = ()
     lecam: float = 0.0
     lecam_decay: float = 0.99
@@ -61,7 +61,7 @@ def stability_for(context: RecipeContext) -> Stability:
         minibatch_std=section.minibatch_std,
         pac=section.pac,
         unrolled_steps=section.unrolled_steps,
-        unrolled_lr=section.unrolled_lr or config.optim.discriminator.lr,
+        unrolled_lr=section.unrolled_lr,
         diffaugment=tuple(section.diffaugment),
         lecam=section.lecam,
         lecam_decay=section.lecam_decay,
