@@ -57,7 +57,11 @@ def method_config(dataset: str, method: str, seed: int, threads: int) -> tuple[s
     changes = {
         "minimax": ["objective=minimax"],
         "nonsaturating": ["objective=nonsaturating"],
-        "wgan-gp": ["objective=wgan-gp", "optim.generator.betas=[0.0,0.9]", "optim.discriminator.betas=[0.0,0.9]"],
+        "wgan-gp": [  # Adam(0, 0.9) as in Gulrajani et al. 2017
+            "objective=wgan-gp",
+            "optim.generator.betas=[0.0,0.9]",
+            "optim.discriminator.betas=[0.0,0.9]",
+        ],
         "pacgan": ["objective=nonsaturating", f"stability.pac={pac}"],
         "unrolled": ["objective=nonsaturating", "stability.unrolled_steps=5"],
     }
@@ -108,15 +112,18 @@ def main(argv: list[str] | None = None) -> int:
         if name not in METHODS:
             parser.error(f"--methods: unknown {name!r} (known: {', '.join(METHODS)})")
     args.out.mkdir(parents=True, exist_ok=True)
-    print(f"# mode collapse: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-          f"{args.threads} torch threads, {args.seeds} seeds")
+    print(
+        f"# mode collapse: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"{args.threads} torch threads, {args.seeds} seeds"
+    )
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
     for dataset in datasets:
         for method in methods:
             rows = results.setdefault(dataset, {}).setdefault(method, [])
             for seed in range(args.seeds):
                 rows.append(run_one(dataset, method, seed, args.threads, args.out))
-                print(f"  {dataset} {method} seed {seed}: {json.dumps(rows[-1])}", file=sys.stderr, flush=True)
+                line = f"  {dataset} {method} seed {seed}: {json.dumps(rows[-1])}"
+                print(line, file=sys.stderr, flush=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=1))
     print()
     print("| data | method | modes | HQ % | reverse KL | modes all seeds | wall s |")
