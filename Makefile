@@ -35,6 +35,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/engine_overhead.py
 	$(PY) benchmarks/metrics_speed.py
+	$(PY) benchmarks/mode_collapse.py
 
 clean:
 	rm -rf $(VENV) runs build src/*.egg-info

@@ -35,3 +35,15 @@ def test_dcgan_on_digits_makes_many_different_digits(tmp_path) -> None:
     samples = ganforge.load_generator(result.run_dir).sample(1000, seed=0).numpy().reshape(1000, -1)
     counts = np.bincount(classifier.predict(samples), minlength=10)
     assert (counts >= 10).sum() >= 8, counts  # at least 8 classes, each with at least 1% of the samples
+
+
+def test_best_toy_preset_covers_every_ring_mode(tmp_path) -> None:
+    result = ganforge.train(
+        preset="stable-ring8",
+        overrides=["training.steps=3000", "logging.tensorboard=false", "training.threads=1"],
+        run_dir=tmp_path,
+    )
+    samples = ganforge.load_generator(result.run_dir).sample(2500, seed=0).numpy()
+    coverage = mode_coverage(samples, *MIXTURES["ring8"])
+    assert coverage.modes_covered == 8, coverage
+    assert coverage.high_quality >= 0.85, coverage

@@ -149,7 +149,7 @@ class StabilityConfig(Section):
 class MonitorsConfig(Section):
     """Watchers for trouble while training: mode collapse, D overpowering G, divergence, oscillation."""
 
-    enabled: bool = True  # the monitors run by default; they cost a few milliseconds per check
+    enabled: bool = True  # the monitors run by default; a diversity check costs about one training step
     policy: Literal["warn", "stop", "rollback"] = "warn"  # what an alert does beyond the warning
     lr_factor: float = Field(0.5, gt=0, lt=1)  # rollback: learning rates are multiplied by this
     max_rollbacks: int = Field(3, ge=1)  # rollback: after this many, the run stops instead
@@ -157,9 +157,9 @@ class MonitorsConfig(Section):
     samples: int = Field(512, ge=16)  # generated and real samples per diversity check
     diversity_ratio: float = Field(0.5, gt=0, lt=1)  # collapse: sample spread below this x the data's
     class_balance: float = Field(0.75, gt=0, lt=1)  # lopsided: class entropy below this x the data's
-    window: int = Field(200, ge=10)  # steps a sign of trouble must last (overpowering, oscillation)
+    window: int = Field(200, ge=10)  # steps a sign of trouble must last; stats are read every window/10
     overpower_margin: float = Field(0.05, gt=0, lt=0.5)  # overpowered: D(x) > 1 - m and D(G(z)) < m
-    gradient_spike: float = Field(20.0, gt=1)  # divergence: a gradient norm above this x its median
+    gradient_spike: float = Field(20.0, gt=1)  # divergence: a gradient norm above this x its usual level
 
 
 class RunConfig(Section):

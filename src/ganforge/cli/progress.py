@@ -1,14 +1,16 @@
-"""A rich progress line for the terminal: step, losses, mean D outputs as probabilities, speed, ETA."""
+"""A rich progress line for the terminal: step, losses, mean D outputs as probabilities, speed, ETA, and
+the latest alert of the monitors."""
 
 from __future__ import annotations
 
 import time
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ganforge.engine.callbacks import Callback, Stats
-from ganforge.engine.trainer import Trainer
+from ganforge.engine.trainer import Alert, Rollback, Trainer
 
 
 class ProgressBar(Callback):
@@ -21,6 +23,8 @@ class ProgressBar(Callback):
         self.task = 0
         self._last = 0.0
         self._started = (0.0, 0)
+        self._stats = ""  # the latest stats text
+        self.notice = ""  # the latest alert or rollback, shown in red for the rest of the run
 
     def on_train_start(self, trainer: Trainer) -> None:
         self.progress = Progress(
@@ -48,7 +52,25 @@ class ProgressBar(Callback):
         parts = [f"{key} {float(value):.3f}" for key, value in stats.items()]
         elapsed, first = now - self._started[0], self._started[1]
         parts.append(f"{(trainer.step - first) / max(elapsed, 1e-9):.1f} steps/s")
-        self.progress.update(self.task, completed=trainer.step, stats="  ".join(parts))
+        self._stats = escape("  ".join(parts))
+        self._show(trainer)
+
+    def on_alert(self, trainer: Trainer, alert: Alert) -> None:
+        self.notice = f"⚠ {alert.monitor} @ step {alert.step}"
+        self._show(trainer)
+
+    def on_rollback(self, trainer: Trainer, rollback: Rollback) -> None:
+        self.notice = (
+            f"↺ {rollback.alert.monitor} @ step {rollback.from_step}: back to step {rollback.to_step}, "
+            f"lr x{rollback.lr_factor:g}"
+        )
+        self._show(trainer)
+
+    def _show(self, trainer: Trainer) -> None:
+        if self.progress is None:
+            return
+        stats = self._stats + (f"  [bold red]{escape(self.notice)}[/]" if self.notice else "")
+        self.progress.update(self.task, completed=trainer.step, stats=stats)
 
     def on_train_end(self, trainer: Trainer, reason: str) -> None:
         if self.progress is not None:

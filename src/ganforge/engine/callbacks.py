@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from ganforge.engine.checkpoint import write_text_atomic
 from ganforge.report import plot_curves, save_samples, write_report
 
 if TYPE_CHECKING:
@@ -81,11 +82,59 @@ class MetricsLogger(Callback):
                 if key != "step":
                     self.writer.add_scalar(key.replace("(", "_").replace(")", ""), value, trainer.step)
 
+    def on_alert(self, trainer: Trainer, alert: Alert) -> None:
+        """Append the alert to metrics.jsonl at once (a line with "alert" instead of stats)."""
+        self._append({"step": alert.step, "alert": alert.monitor, "message": alert.message})
+        if self.writer is not None:
+            self.writer.add_text("alerts", f"{alert.monitor}: {alert.message}", alert.step)
+
+    def on_rollback(self, trainer: Trainer, rollback: Rollback) -> None:
+        """Forget the stats since the last line and the lines after the healthy checkpoint (their steps are
+        trained again), keep every alert and event line, and append a line for the rollback."""
+        self._sums, self._counts, self._clock = {}, {}, (time.perf_counter(), trainer.step)
+        if self.path.is_file():
+            lines = [line for line in self.path.read_text().splitlines() if line.strip()]
+            kept = [line for line in lines if line_survives_rewind(line, rollback.to_step)]
+            if len(kept) != len(lines):
+                write_text_atomic(self.path, "".join(line + "\n" for line in kept))
+        event = {
+            "step": rollback.to_step,
+            "event": "rollback",
+            "from_step": rollback.from_step,
+            "monitor": rollback.alert.monitor,
+            "lr_factor": rollback.lr_factor,
+        }
+        self._append(event)
+        if self.writer is not None:
+            text = (
+                f"rolled back from step {rollback.from_step} to step {rollback.to_step} after "
+                f"{rollback.alert.monitor}; learning rates x{rollback.lr_factor:g}"
+            )
+            self.writer.add_text("alerts", text, rollback.to_step)
+
+    def _append(self, row: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(row) + "\n")
+
     def on_train_end(self, trainer: Trainer, reason: str) -> None:
         self.flush(trainer)
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+
+def line_survives_rewind(line: str, to_step: int) -> bool:
+    """Return whether a metrics.jsonl line stays when the run goes back to `to_step`: alert and event lines
+    always do (they record what happened), stats lines only up to that step (the later steps are trained
+    again and logged anew); a line that is not JSON (half-written by a killed run) does not."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    if not isinstance(row, dict):
+        return False
+    return "alert" in row or "event" in row or row.get("step", 0) <= to_step
 
 
 class SampleGrids(Callback):

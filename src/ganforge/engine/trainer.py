@@ -260,11 +260,17 @@ class Trainer:
             log.warning("step %d: cannot roll back (%s); stopping", self.step, why)
             return
         from_step = self.step
+        # The learning rates in force now (already lowered by earlier rollbacks) are lowered again, so that
+        # repeated rollbacks to the same checkpoint compound instead of replaying the same attempt.
+        rates = {
+            group: ([g["lr"] for g in opt.param_groups], list(self.schedules[group].base_lrs))
+            for group, opt in self.optimizers.items()
+        }
         self.load_state_dict(ckpt.load_state(healthy))
-        for optimizer, schedule in zip(self.optimizers.values(), self.schedules.values(), strict=True):
-            schedule.base_lrs = [lr * monitors.lr_factor for lr in schedule.base_lrs]
-            for group in optimizer.param_groups:
-                group["lr"] *= monitors.lr_factor
+        for group, (lrs, base_lrs) in rates.items():
+            self.schedules[group].base_lrs = [lr * monitors.lr_factor for lr in base_lrs]
+            for param_group, lr in zip(self.optimizers[group].param_groups, lrs, strict=True):
+                param_group["lr"] = lr * monitors.lr_factor
         self.rollbacks += 1
         self._alert_since_checkpoint = False
         rollback = Rollback(from_step, self.step, alert, monitors.lr_factor)
@@ -352,9 +358,10 @@ def _drop_metrics_after(path: Path, step: int) -> None:
     """Forget metric lines logged after `step` (a run killed between checkpoints will log them again)."""
     if not path.is_file():
         return
-    import json
+
+    from ganforge.engine.callbacks import line_survives_rewind
 
     lines = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [line for line in lines if json.loads(line).get("step", 0) <= step]
+    kept = [line for line in lines if line_survives_rewind(line, step)]
     if len(kept) != len(lines):
         ckpt.write_text_atomic(path, "".join(line + "\n" for line in kept))

@@ -112,10 +112,12 @@ def _points(run: RunContents) -> str:
 
 
 def training_curves(run: RunContents) -> str:
-    """Return the losses and D's outputs over training (metrics.jsonl), and the last logged values."""
-    picture = curves_figure(run.metrics, width=10.4)
+    """Return the losses and D's outputs over training (metrics.jsonl), the last logged values, and the
+    monitors' alerts and rollbacks."""
+    picture = curves_figure(run.metrics, width=10.4, events=run.events)
     if picture is None:
-        return note("No metrics.jsonl lines yet (one is written every logging.log_every steps).")
+        empty = note("No metrics.jsonl lines yet (one is written every logging.log_every steps).")
+        return empty + alerts(run)
     last = run.metrics[-1]
     shown = [key for key in last if key != "step" and isinstance(last[key], (int, float))]
     values = ", ".join(f'<span class="pair">{escape(key)} {_number(last[key])}</span>' for key in shown)
@@ -128,6 +130,38 @@ def training_curves(run: RunContents) -> str:
     return (
         figure(_plot(picture, "training curves", 1040), caption)
         + f'<p class="small">Last logged (step {int(last["step"]):,}): {values}.</p>'
+        + alerts(run)
+    )
+
+
+def alerts(run: RunContents) -> str:
+    """Return a table of the monitors' alerts and the rollbacks, in the order they happened ("" if none)."""
+    if not run.events:
+        return ""
+    rows = []
+    for event in run.events:
+        step = _number(event.get("step"))
+        if "alert" in event:
+            what, detail = escape(str(event["alert"])), escape(str(event.get("message", "")))
+        elif event.get("event") == "rollback":
+            what = "rollback"
+            detail = escape(
+                f"from step {event.get('from_step', '?')} back to the healthy checkpoint of step "
+                f"{event.get('step', '?')} after {event.get('monitor', '?')}; learning rates "
+                f"x{event.get('lr_factor', '?')}"
+            )
+        else:
+            what = escape(str(event.get("event")))
+            detail = escape(", ".join(f"{k} {v}" for k, v in event.items() if k not in ("step", "event")))
+        rows.append(f"<tr><td class='num'>{step}</td><td><code>{what}</code></td><td>{detail}</td></tr>")
+    header = "<tr><th>Step</th><th>Monitor / event</th><th>What it saw</th></tr>"
+    caption = (
+        "Warnings of the training monitors (config section monitors), marked as dotted red lines on the "
+        "curves above, and any rollbacks to a healthy checkpoint (policy rollback)."
+    )
+    return (
+        f'<h3>Alerts</h3><table class="alerts">{header}{"".join(rows)}</table>'
+        f'<p class="caption">{escape(caption)}</p>'
     )
 
 

@@ -18,7 +18,7 @@ import torch
 from ganforge.config import DataConfig, RunConfig, resolve
 from ganforge.data import DataInfo, TensorData, load_dataset, split_holdout
 from ganforge.errors import UserError
-from ganforge.report.curves import read_metrics
+from ganforge.report.curves import read_events, read_metrics
 
 if TYPE_CHECKING:
     from ganforge.sampling import Sampler
@@ -106,6 +106,11 @@ class RunContents:
     @cached_property
     def metrics(self) -> list[dict[str, float]]:
         return read_metrics(self.run_dir / "metrics.jsonl")
+
+    @cached_property
+    def events(self) -> list[dict[str, Any]]:
+        """Return the monitors' alerts and the rollbacks logged in metrics.jsonl, in the order written."""
+        return read_events(self.run_dir / "metrics.jsonl")
 
     @cached_property
     def sample_grids(self) -> list[tuple[int, Path]]:
