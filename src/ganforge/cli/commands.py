@@ -26,6 +26,9 @@ def _finish(result: api.TrainResult) -> int:
             file=sys.stderr,
         )
         return 128 + (result.stop_signal or signal.SIGINT)
+    if result.reason == "stopped":
+        print(f"stopped by the monitors at step {result.step}: {result.stop_reason}", file=sys.stderr)
+        return 0
     print(f"done: {result.step} steps in {result.run_dir}", file=sys.stderr)
     return 0
 

@@ -52,6 +52,7 @@ class TrainResult:
     step: int  # steps completed
     reason: str  # "finished", "interrupted", or "stopped" (a monitor's alert, under policy "stop")
     stop_signal: int | None = None  # the signal that interrupted the run, if one did
+    stop_reason: str | None = None  # why a monitor stopped the run (reason "stopped")
 
 
 class Trainer:
@@ -154,7 +155,7 @@ class Trainer:
                 raise
             for callback in self.callbacks:
                 callback.on_train_end(self, reason)
-        return TrainResult(self.run_dir, self.step, reason, self._stop_signal)
+        return TrainResult(self.run_dir, self.step, reason, self._stop_signal, self._stop_reason)
 
     def train_step(self, batch: Batch) -> Stats:
         """Run every phase due at this step on `batch`; return the phases' stats."""

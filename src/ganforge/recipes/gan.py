@@ -46,6 +46,8 @@ class AdversarialGAN(Recipe):
         data, latent = context.data, context.config.nets.latent_dim
         self.objective = context.objective
         self.stability = tricks = stability_for(context)
+        # G is built first: the nets' initial weights come from the seeded RNG in this order.
+        generator = context.net("generator", self.default_generator, data_shape=data.shape, latent_dim=latent)
         d_class = NETS.get(
             context.config.nets.discriminator.name or self.default_discriminator, "nets.discriminator.name"
         )
@@ -54,14 +56,7 @@ class AdversarialGAN(Recipe):
         )
         if tricks.spectral_norm:
             apply_spectral_norm(discriminator)
-        self.nets = nn.ModuleDict(
-            {
-                "generator": context.net(
-                    "generator", self.default_generator, data_shape=data.shape, latent_dim=latent
-                ),
-                "discriminator": discriminator,
-            }
-        )
+        self.nets = nn.ModuleDict({"generator": generator, "discriminator": discriminator})
         self.groups = {"generator": ("generator",), "discriminator": ("discriminator",)}
         # The anchors are training state (saved in checkpoints) but not a net: they live beside `nets`.
         self.lecam_anchors = LeCamAnchors(tricks.lecam_decay) if tricks.lecam else None
