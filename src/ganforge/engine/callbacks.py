@@ -92,11 +92,7 @@ class MetricsLogger(Callback):
         """Forget the stats since the last line and the lines after the healthy checkpoint (their steps are
         trained again), keep every alert and event line, and append a line for the rollback."""
         self._sums, self._counts, self._clock = {}, {}, (time.perf_counter(), trainer.step)
-        if self.path.is_file():
-            lines = [line for line in self.path.read_text().splitlines() if line.strip()]
-            kept = [line for line in lines if line_survives_rewind(line, rollback.to_step)]
-            if len(kept) != len(lines):
-                write_text_atomic(self.path, "".join(line + "\n" for line in kept))
+        rewind_metrics(self.path, rollback.to_step)
         event = {
             "step": rollback.to_step,
             "event": "rollback",
@@ -122,6 +118,17 @@ class MetricsLogger(Callback):
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+
+
+def rewind_metrics(path: Path, to_step: int) -> None:
+    """Rewrite metrics.jsonl for a run that went back to `to_step` (a resume or a rollback), keeping the
+    lines `line_survives_rewind` keeps; the file is replaced atomically, and only when a line goes."""
+    if not path.is_file():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if line_survives_rewind(line, to_step)]
+    if len(kept) != len(lines):
+        write_text_atomic(path, "".join(line + "\n" for line in kept))
 
 
 def line_survives_rewind(line: str, to_step: int) -> bool:

@@ -17,7 +17,7 @@ import ganforge
 from ganforge.config import RunConfig, resolve
 from ganforge.data import Batch, BatchLoader, load_dataset, split_holdout
 from ganforge.engine import checkpoint as ckpt
-from ganforge.engine.callbacks import Callback, MetricsLogger, RunReport, SampleGrids, Stats
+from ganforge.engine.callbacks import Callback, MetricsLogger, RunReport, SampleGrids, Stats, rewind_metrics
 from ganforge.engine.ema import EMA, recalibrate_batch_norm
 from ganforge.engine.optim import make_optimizer, make_schedule
 from ganforge.engine.rng import rng_state, seed_everything, set_rng_state
@@ -351,18 +351,5 @@ class Trainer:
         trainer = cls(config, run_dir, callbacks)
         trainer.load_state_dict(ckpt.load_state(checkpoints[-1]))
         trainer._last_checkpoint = checkpoints[-1]
-        _drop_metrics_after(run_dir / "metrics.jsonl", trainer.step)
+        rewind_metrics(run_dir / "metrics.jsonl", trainer.step)  # a killed run logs those steps again
         return trainer
-
-
-def _drop_metrics_after(path: Path, step: int) -> None:
-    """Forget metric lines logged after `step` (a run killed between checkpoints will log them again)."""
-    if not path.is_file():
-        return
-
-    from ganforge.engine.callbacks import line_survives_rewind
-
-    lines = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = [line for line in lines if line_survives_rewind(line, step)]
-    if len(kept) != len(lines):
-        ckpt.write_text_atomic(path, "".join(line + "\n" for line in kept))
