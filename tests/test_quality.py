@@ -40,7 +40,7 @@ def test_dcgan_on_digits_makes_many_different_digits(tmp_path) -> None:
 def test_best_toy_preset_covers_every_ring_mode(tmp_path) -> None:
     result = ganforge.train(
         preset="stable-ring8",
-        overrides=["training.steps=3000", "logging.tensorboard=false", "training.threads=1"],
+        overrides=["training.steps=3000", "logging.tensorboard=false"],
         run_dir=tmp_path,
     )
     samples = ganforge.load_generator(result.run_dir).sample(2500, seed=0).numpy()
