@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -131,6 +133,82 @@ def test_unrolled_generator_step_leaves_the_discriminator_alone(tmp_path) -> Non
         return torch.cat([p.grad.flatten() for p in run.recipe.generator.parameters()])
 
     assert not torch.allclose(generator_grad(0), generator_grad(3))
+
+
+def test_a_simulated_step_is_a_first_adam_step(tmp_path) -> None:
+    lr = 0.01
+    run = trainer(
+        tmp_path,
+        "vanilla",
+        "stability.unrolled_steps=1",
+        f"optim.discriminator.lr={lr}",
+        "optim.discriminator.betas=[0.5,0.99]",
+    )
+    recipe = run.recipe
+    batch = run.loader.next()
+    fake = recipe.generator(recipe.noise(len(batch), batch.x)).detach()
+    simulated = recipe._unrolled(batch, fake)
+
+    # The same step taken by torch's Adam on a copy of D, from fresh state.
+    discriminator = recipe.nets["discriminator"]
+    stepped = copy.deepcopy(discriminator).requires_grad_(True)
+    adam = torch.optim.Adam(stepped.parameters(), lr=lr, betas=(0.5, 0.99))
+    recipe.objective.discriminator_loss(stepped(batch.x), stepped(fake)).backward()
+    grads = {name: p.grad.clone() for name, p in stepped.named_parameters()}
+    adam.step()
+    for (name, before), after in zip(discriminator.named_parameters(), stepped.parameters(), strict=True):
+        assert torch.allclose(simulated[name], after, atol=1e-6), name
+        moved = (before - simulated[name]).detach()
+        clear = grads[name].abs() > 1e-5  # where |g| >> eps, Adam's first step is lr * sign(g)
+        assert torch.allclose(moved[clear], lr * grads[name][clear].sign(), rtol=1e-3, atol=0), name
+
+    # The recipe's running moments took in that gradient, as the optimizer's would have.
+    moments = recipe.unrolled_moments
+    assert int(moments.count) == 1
+    for m, v, g in zip(moments.first, moments.second, grads.values(), strict=True):
+        assert torch.allclose(m, 0.5 * g, atol=1e-7)
+        assert torch.allclose(v, 0.01 * g * g, atol=1e-9)
+
+
+def test_unrolled_steps_start_from_the_running_moments(tmp_path) -> None:
+    run = trainer(tmp_path, "vanilla", "stability.unrolled_steps=2")
+    train(run, 3)
+    moments = run.recipe.unrolled_moments
+    assert int(moments.count) == 3  # one update per G step
+    ckpt.save_state(tmp_path / "state.safetensors", run.state_dict())
+    fresh = trainer(tmp_path / "other", "vanilla", "stability.unrolled_steps=2")
+    fresh.load_state_dict(ckpt.load_state(tmp_path / "state.safetensors"))
+    for saved, loaded in zip(moments.second, fresh.recipe.unrolled_moments.second, strict=True):
+        assert torch.equal(saved, loaded)
+
+    # A simulated step continues those moments exactly as torch's Adam continues its state.
+    recipe = run.recipe
+    recipe.stability = type(recipe.stability)(**{**recipe.stability.__dict__, "unrolled_steps": 1})
+    batch = run.loader.next()
+    fake = recipe.generator(recipe.noise(len(batch), batch.x)).detach()
+    discriminator = recipe.nets["discriminator"]
+    stepped = copy.deepcopy(discriminator).requires_grad_(True)
+    adam = torch.optim.Adam(stepped.parameters(), lr=recipe.stability.unrolled_lr, betas=(0.5, 0.999))
+    for p, m, v in zip(stepped.parameters(), moments.first, moments.second, strict=True):
+        adam.state[p] = {"step": torch.tensor(3.0), "exp_avg": m.clone(), "exp_avg_sq": v.clone()}
+    simulated = recipe._unrolled(batch, fake)
+    recipe.objective.discriminator_loss(stepped(batch.x), stepped(fake)).backward()
+    adam.step()
+    for (name, before), after in zip(discriminator.named_parameters(), stepped.parameters(), strict=True):
+        assert torch.allclose(simulated[name], after, atol=1e-6), name
+        assert not torch.equal(before, after), name
+
+
+def test_unrolled_lr_defaults_to_the_discriminators() -> None:
+    def settings(*overrides: str):
+        config = resolve(overrides=[*TINY["vanilla"], "stability.unrolled_steps=5", *overrides])
+        from ganforge.data import DataInfo
+
+        return stability_for(RecipeContext(config, DataInfo("ring8", "points", (2,), 8)))
+
+    assert settings("optim.discriminator.lr=0.0003").unrolled_lr == 0.0003
+    assert settings("optim.discriminator.lr=0.0003", "stability.unrolled_lr=0.01").unrolled_lr == 0.01
+    assert settings("optim.discriminator.betas=[0.0,0.9]").unrolled_betas == (0.0, 0.9)
 
 
 def test_instance_noise_anneals_to_zero(tmp_path) -> None:

@@ -136,14 +136,21 @@ class StabilityConfig(Section):
     minibatch_std: int = Field(0, ge=0)  # group size of D's minibatch-std feature (Karras et al. 2018); 0 off
     pac: int = Field(1, ge=1)  # PacGAN: D judges pac samples at once (Lin et al. 2018); 1 off
     unrolled_steps: int = Field(0, ge=0)  # G's loss looks k simulated D steps ahead (Metz et al. 2017)
-    # Step size of each simulated plain gradient step on D. 0.1 moves D's weights about as far as one Adam
-    # step at lr 1e-3 does on the toy sets, where D's gradient RMS per weight is about 0.01.
-    unrolled_lr: float = Field(0.1, gt=0)
+    # Learning rate of the simulated Adam steps on D (with D's betas); None: D's own `optim.discriminator.lr`.
+    unrolled_lr: float | None = Field(None, gt=0)
     diffaugment: list[Literal["color", "translation", "cutout"]] = Field(
         default_factory=list
     )  # DiffAugment policies on D's image inputs (Zhao et al. 2020)
     lecam: float = Field(0.0, ge=0)  # weight of LeCam regularisation (Tseng et al. 2021)
     lecam_decay: float = Field(0.99, gt=0, lt=1)  # EMA decay of LeCam's anchors
+
+
+class SamplingConfig(Section):
+    """How a trained generator is sampled; saved with its weights, so `load_generator` samples alike."""
+
+    # Jacobian truncation (Issenhuth et al. 2020): drop this fraction of latents, those where G stretches
+    # most (largest Jacobian norm). They land in the gaps between the data's disconnected modes. 0 keeps all.
+    jacobian_reject: float = Field(0.0, ge=0, lt=0.9)
 
 
 class MonitorsConfig(Section):
@@ -175,6 +182,7 @@ class RunConfig(Section):
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     stability: StabilityConfig = Field(default_factory=StabilityConfig)
     monitors: MonitorsConfig = Field(default_factory=MonitorsConfig)
+    sampling: SamplingConfig = Field(default_factory=SamplingConfig)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

@@ -67,6 +67,11 @@ def resume(
     return _finish(api.resume(run, steps=steps, callbacks=[ProgressBar()]))
 
 
+def _check_reject(fraction: float | None) -> None:
+    if fraction is not None and not 0 <= fraction < 0.9:
+        raise UserError(f"--jacobian-reject must be in [0, 0.9), got {fraction}")
+
+
 def sample(
     run: Annotated[Path, typer.Argument(help="Run folder (or a generator.safetensors file)")],
     n: Annotated[int, typer.Option("--n", help="Number of samples")] = 64,
@@ -74,6 +79,10 @@ def sample(
     out: Annotated[Path, typer.Option(help="Output file: .png (grid or scatter) or .npz (array x)")] = Path(
         "samples.png"
     ),
+    jacobian_reject: Annotated[
+        float | None,
+        typer.Option(help="Drop this fraction of steepest latents (Jacobian truncation); default: the run's"),
+    ] = None,
 ) -> int:
     """Draw samples from a trained generator into a PNG grid or an npz array."""
     from ganforge.sampling import load_generator
@@ -84,7 +93,8 @@ def sample(
         raise UserError(f"--out: {str(out)!r} must end in .png or .npz")
     if out.is_dir():
         raise UserError(f"--out: {str(out)!r} is a folder; give a file name ending in .png or .npz")
-    sampler = load_generator(run)
+    _check_reject(jacobian_reject)
+    sampler = load_generator(run, jacobian_reject=jacobian_reject)
     try:
         path = sampler.save(out, n, seed=seed)
     except OSError as exc:
@@ -108,6 +118,10 @@ def evaluate(
         str | None, typer.Option(help="Weights file for the extractor (inception)")
     ] = None,
     rerun: Annotated[Path | None, typer.Option(help="Recompute a stored evaluation file and compare")] = None,
+    jacobian_reject: Annotated[
+        float | None,
+        typer.Option(help="Drop this fraction of steepest latents (Jacobian truncation); default: the run's"),
+    ] = None,
 ) -> int:
     """Score a trained generator offline; scores are stored with their manifests in RUN/evaluations/."""
     from ganforge.metrics.evaluate import evaluate as run_evaluation
@@ -126,6 +140,7 @@ def evaluate(
         raise UserError(f"--n must be at least 2, got {n}")
     if precision not in ("fp32", "bf16"):
         raise UserError(f"--precision: expected fp32 or bf16, got {precision!r}")
+    _check_reject(jacobian_reject)
     result = run_evaluation(
         run,
         metrics.split(","),
@@ -134,6 +149,7 @@ def evaluate(
         seed=seed,
         precision=precision,
         extractor_path=extractor_path,
+        jacobian_reject=jacobian_reject,
     )
     for score in result.scores:
         values = "  ".join(f"{key} {value:.5g}" for key, value in score.values.items())

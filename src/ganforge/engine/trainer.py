@@ -222,8 +222,9 @@ class Trainer:
 
     def sampler(self) -> Sampler:
         """Return a Sampler over the EMA generator (or the raw one without EMA); shares its weights."""
+        reject = self.config.sampling.jacobian_reject
         if self.ema is None:
-            return Sampler(self.recipe.generator, self.data.info, self.step, "raw")
+            return Sampler(self.recipe.generator, self.data.info, self.step, "raw", reject)
         if self._ema_calibrated_at != self.step:
             # Fixed noise from its own generator: the training RNG streams stay untouched (exact resume).
             generator = torch.Generator(self.device).manual_seed(self.config.training.seed + 7919)
@@ -231,7 +232,7 @@ class Trainer:
             batches = (self.recipe.noise(64, probe, generator) for _ in range(16))
             recalibrate_batch_norm(self.ema.shadow, batches)
             self._ema_calibrated_at = self.step
-        return Sampler(self.ema.shadow, self.data.info, self.step, "ema")
+        return Sampler(self.ema.shadow, self.data.info, self.step, "ema", reject)
 
     # -- alerts from the monitors ----------------------------------------------------------------------
 
@@ -326,7 +327,7 @@ class Trainer:
         path = ckpt.checkpoint_path(self.checkpoint_dir, self.step)
         ckpt.save_state(path, self.state_dict())
         sampler = self.sampler()
-        save_generator(self.run_dir / GENERATOR_FILE, sampler.net, self.data.info, self.step, sampler.weights)
+        save_generator(self.run_dir / GENERATOR_FILE, sampler)
         ckpt.prune(self.checkpoint_dir, self.config.logging.keep_checkpoints)
         self._last_checkpoint = path
         if self.config.monitors.policy == "rollback" and not self._alert_since_checkpoint:

@@ -60,8 +60,6 @@ class EvaluateEvery(Callback):
 
     def _save_best(self, trainer: Trainer, sampler: Sampler, label: str, value: float) -> None:
         ckpt.save_state(trainer.checkpoint_dir / BEST_CHECKPOINT, trainer.state_dict())
-        save_generator(
-            trainer.run_dir / BEST_GENERATOR, sampler.net, trainer.data.info, trainer.step, sampler.weights
-        )
+        save_generator(trainer.run_dir / BEST_GENERATOR, sampler)
         record = {"step": trainer.step, "label": label, "metric": self.spec.primary, "value": value}
         ckpt.write_text_atomic(trainer.run_dir / BEST_RECORD, json.dumps(record, indent=2))

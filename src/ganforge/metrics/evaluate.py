@@ -107,10 +107,12 @@ def evaluate(
     write: bool = True,
     sampler: Sampler | None = None,
     data: TensorData | None = None,
+    jacobian_reject: float | None = None,
 ) -> Evaluation:
     """Score the generator of `run` against its training data; write the scores and manifests to
     `RUN/evaluations/` when `write` (and `run` is a folder). `sampler` overrides the saved generator;
-    `data` is the run's whole dataset when the caller already holds it (the Trainer does)."""
+    `data` is the run's whole dataset when the caller already holds it (the Trainer does);
+    `jacobian_reject` overrides the saved generator's Jacobian truncation (None keeps the run's)."""
     if n < 2:
         raise UserError(f"--n must be at least 2, got {n}")
     run = Path(run)
@@ -119,7 +121,7 @@ def evaluate(
         raise UserError("--metrics: name at least one metric")
     for name in names:
         METRICS.get(name, "--metrics")
-    sampler = sampler if sampler is not None else load_generator(run)
+    sampler = sampler if sampler is not None else load_generator(run, jacobian_reject=jacobian_reject)
     data_config = _run_data(run, sampler)
     data = data if data is not None else load_dataset(data_config)
     train, heldout = split_holdout(data, data_config.holdout, data_config.seed)
@@ -151,7 +153,12 @@ def evaluate(
             "channels": data_config.channels,
         },
         "seed": seed,
-        "generator": {"sha256": sampler.weights_hash, "step": sampler.step, "weights": sampler.weights},
+        "generator": {
+            "sha256": sampler.weights_hash,
+            "step": sampler.step,
+            "weights": sampler.weights,
+            "jacobian_reject": sampler.jacobian_reject,
+        },
         "versions": {"ganforge": ganforge.__version__, "torch": torch.__version__, "numpy": np.__version__},
     }
     scores = []
@@ -174,6 +181,7 @@ def evaluate(
         "precision": precision,
         "batch_size": batch_size,
         "extractor_path": extractor_path,
+        "jacobian_reject": sampler.jacobian_reject,
     }
     evaluation = Evaluation(scores, settings=settings)
     if write and run.is_dir():
@@ -220,7 +228,7 @@ def rerun(evaluation_file: str | Path, progress: Callable[[str], None] | None = 
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise UserError(f"--rerun: {str(path)!r} is not a ganforge evaluation file ({exc})") from None
     run = path.parent.parent
-    sampler = load_generator(run)
+    sampler = load_generator(run, jacobian_reject=settings.get("jacobian_reject"))
     recorded = scores[0]["manifest"]["generator"]["sha256"] if scores else None
     if recorded != sampler.weights_hash:
         raise UserError(f"--rerun: the generator in {str(run)!r} has changed since {path.name} was written")

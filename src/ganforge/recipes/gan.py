@@ -35,6 +35,38 @@ from ganforge.recipes.stability import discriminator_options, stability_for
 Params = dict[str, torch.Tensor]
 
 
+class AdamMoments(nn.Module):
+    """Running Adam moments (m, v and the update count) of a net's gradients, kept as buffers so that they
+    follow the recipe's device and are saved in checkpoints."""
+
+    count: torch.Tensor
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        shapes = [p.shape for p in net.parameters()]
+        for i, shape in enumerate(shapes):
+            self.register_buffer(f"first_{i}", torch.zeros(shape))
+            self.register_buffer(f"second_{i}", torch.zeros(shape))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+        self.size = len(shapes)
+
+    @property
+    def first(self) -> list[torch.Tensor]:
+        return [getattr(self, f"first_{i}") for i in range(self.size)]
+
+    @property
+    def second(self) -> list[torch.Tensor]:
+        return [getattr(self, f"second_{i}") for i in range(self.size)]
+
+    @torch.no_grad()
+    def update(self, grads: list[torch.Tensor], beta1: float, beta2: float) -> None:
+        """Fold one gradient per weight tensor into the moments, as one Adam step would."""
+        for m, v, g in zip(self.first, self.second, grads, strict=True):
+            m.mul_(beta1).add_(g, alpha=1 - beta1)
+            v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+        self.count += 1
+
+
 class AdversarialGAN(Recipe):
     """Unconditional GAN: one generator, one discriminator, with the configured remedies."""
 
@@ -60,6 +92,7 @@ class AdversarialGAN(Recipe):
         self.groups = {"generator": ("generator",), "discriminator": ("discriminator",)}
         # The anchors are training state (saved in checkpoints) but not a net: they live beside `nets`.
         self.lecam_anchors = LeCamAnchors(tricks.lecam_decay) if tricks.lecam else None
+        self.unrolled_moments = AdamMoments(discriminator) if tricks.unrolled_steps else None
         clip = tricks.weight_clip
         phases = [
             Phase(
@@ -151,32 +184,47 @@ class AdversarialGAN(Recipe):
         return loss, {"loss_G": loss.detach()}
 
     def _unrolled(self, batch: Batch, fake_seen: torch.Tensor) -> Params:
-        """Return D's weights after `unrolled_steps` simulated steps on its own loss (Metz et al. 2017).
+        """Return D's weights after `unrolled_steps` simulated Adam steps on its own loss (Metz et al. 2017).
 
-        A simulated step is a plain gradient step of size `unrolled_lr`, the update of the paper's equations.
-        (A step normalised by the current gradient's RMS, Adam-like, made G diverge on ring8: dividing by a
-        small RMS inflates the second-order term that G receives.)
+        As in the paper's code, the simulation unrolls D's optimizer, Adam (bias-corrected moments, eps 1e-8),
+        with D's betas and `unrolled_lr` (by default D's configured peak learning rate; a schedule's decay is
+        not followed). The paper starts from the optimizer's live moments. A recipe does not see the engine's
+        optimizer, so it keeps its own running moments of D's gradient (`unrolled_moments`), fed once per
+        call with the gradient of the first simulated step. Moments started from zero instead make the
+        first steps sign(g) steps whose derivative grows like 1/|g|: G's look-ahead term then swamps its
+        direct gradient, and on ring8 G lost every mode.
 
         The steps are differentiable (create_graph), so G's gradient sees how D would answer its move. D's
         real weights and buffers are untouched: the simulation runs on copies. Each simulated step reuses
-        this batch's real and fake samples (the paper draws new ones; on the toy sets this makes no
-        difference we could measure, and it keeps one batch per training step).
+        this batch's real and fake samples, as the paper's code does.
         """
+        tricks, moments = self.stability, self.unrolled_moments
+        assert moments is not None and tricks.unrolled_lr is not None
+        lr, (beta1, beta2), eps = tricks.unrolled_lr, tricks.unrolled_betas, 1e-8
         discriminator = self.nets["discriminator"]
         params: Params = {
             name: p.detach().requires_grad_(True) for name, p in discriminator.named_parameters()
         }
         buffers: Params = {name: b.clone() for name, b in discriminator.named_buffers()}
+        # Adam's m and v, one per weight tensor; copies, as the running moments are updated in place below.
+        first, second = [m.clone() for m in moments.first], [v.clone() for v in moments.second]
+        done = int(moments.count)
         real_seen = self.seen(batch.x)
-        for _ in range(self.stability.unrolled_steps):
+        for step in range(1, tricks.unrolled_steps + 1):
             state = {**params, **buffers}
             real_logits, fake_logits = self.score(real_seen, state), self.score(fake_seen, state)
             loss = self.objective.discriminator_loss(real_logits, fake_logits)
             grads = torch.autograd.grad(loss, list(params.values()), create_graph=True)
-            params = {
-                name: p - self.stability.unrolled_lr * g
-                for (name, p), g in zip(params.items(), grads, strict=True)
-            }
+            if step == 1:
+                moments.update([g.detach() for g in grads], beta1, beta2)
+            for i, ((name, p), g) in enumerate(zip(list(params.items()), grads, strict=True)):
+                first[i] = beta1 * first[i] + (1 - beta1) * g
+                second[i] = beta2 * second[i] + (1 - beta2) * g * g
+                m_hat = first[i] / (1 - beta1 ** (done + step))
+                v_hat = second[i] / (1 - beta2 ** (done + step))
+                # The floor only keeps sqrt's derivative finite where a weight's gradient is exactly 0;
+                # above it the step is torch's Adam step, up to rounding.
+                params[name] = p - lr * m_hat / (v_hat.clamp_min(1e-30).sqrt() + eps)
         return {**params, **buffers}
 
 

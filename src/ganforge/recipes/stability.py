@@ -33,7 +33,8 @@ class Stability:
     minibatch_std: int = 0  # group size
     pac: int = 1
     unrolled_steps: int = 0
-    unrolled_lr: float = 0.1
+    unrolled_lr: float | None = None  # lr of the simulated Adam steps; stability_for fills in D's lr
+    unrolled_betas: tuple[float, float] = (0.5, 0.999)  # their betas; stability_for fills in D's betas
     diffaugment: tuple[str, ...] = ()
     lecam: float = 0.0
     lecam_decay: float = 0.99
@@ -61,7 +62,8 @@ def stability_for(context: RecipeContext) -> Stability:
         minibatch_std=section.minibatch_std,
         pac=section.pac,
         unrolled_steps=section.unrolled_steps,
-        unrolled_lr=section.unrolled_lr,
+        unrolled_lr=section.unrolled_lr if section.unrolled_lr is not None else config.optim.discriminator.lr,
+        unrolled_betas=config.optim.discriminator.betas,
         diffaugment=tuple(section.diffaugment),
         lecam=section.lecam,
         lecam_decay=section.lecam_decay,
