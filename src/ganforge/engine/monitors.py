@@ -54,6 +54,16 @@ def chunk_steps(window: int) -> int:
     return max(1, window // CHUNKS_PER_WINDOW)
 
 
+def fire_once(trainer: Trainer, name: str, firing: set[str], key: str, message: str | None) -> None:
+    """Alert when `key` starts showing trouble (`message` set); stay quiet until it clears, then re-arm."""
+    if message is None:
+        firing.discard(key)
+        return
+    if key not in firing:
+        trainer.alert(name, message)
+        firing.add(key)
+
+
 class StatChunks:
     """Step stats kept as tensors and read back in one transfer per chunk of `size` steps."""
 
@@ -383,12 +393,7 @@ class DivergenceMonitor(Callback):
             return
         for key, chunk in self.chunks.read().items():
             message = gradient_spike_message(key, self.level.get(key), chunk, self.spike)
-            if message is not None and key not in self.firing:
-                trainer.alert(self.name, message)
-            if message is None:
-                self.firing.discard(key)
-            else:
-                self.firing.add(key)
+            fire_once(trainer, self.name, self.firing, key, message)
             recent = self.recent.setdefault(key, deque(maxlen=SPIKE_LEVEL_NORMS))
             recent.extend(value for value in chunk if math.isfinite(value))
             if len(recent) == recent.maxlen:
@@ -471,12 +476,7 @@ class OscillationMonitor(Callback):
             message = None
             if len(means) == means.maxlen:
                 message = oscillation_message(key, list(means), len(means) * self.chunks.size)
-            if message is not None and key not in self.firing:
-                trainer.alert(self.name, message)
-            if message is None:
-                self.firing.discard(key)
-            else:
-                self.firing.add(key)
+            fire_once(trainer, self.name, self.firing, key, message)
 
     def on_rollback(self, trainer: Trainer, rollback: Rollback) -> None:
         self.chunks.clear()
