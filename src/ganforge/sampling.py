@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -108,16 +110,21 @@ class Sampler:
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         return torch.randn(n, self.latent_dim, generator=generator)
 
-    @torch.inference_mode()
-    def decode(self, z: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-        """Return the samples for latents `z` (n, latent_dim), on the CPU; images are in [-1, 1]."""
-        device = next(self.net.parameters()).device
+    @contextmanager
+    def _evaluating(self) -> Iterator[torch.device]:
+        """Put the net in eval mode (batch norm from its running statistics) and yield its device."""
         was_training = self.net.training
         self.net.eval()
         try:
-            chunks = [self.net(part.to(device)).float().cpu() for part in z.split(batch_size)]
+            yield next(self.net.parameters()).device
         finally:
             self.net.train(was_training)
+
+    @torch.inference_mode()
+    def decode(self, z: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
+        """Return the samples for latents `z` (n, latent_dim), on the CPU; images are in [-1, 1]."""
+        with self._evaluating() as device:
+            chunks = [self.net(part.to(device)).float().cpu() for part in z.split(batch_size)]
         return torch.cat(chunks)
 
     def sample(
@@ -144,18 +151,13 @@ class Sampler:
         Exact for latents of up to 8 dimensions; above, estimated from 4 Gaussian probe directions drawn
         from `generator` (the sampler's seeded stream, so the same seed keeps the same samples).
         """
-        device = next(self.net.parameters()).device
-        was_training = self.net.training
-        self.net.eval()
         norms = []
-        try:
+        with self._evaluating() as device:
             for part in z.split(batch_size):
                 probes = None
                 if self.latent_dim > EXACT_JACOBIAN_DIMS:
                     probes = torch.randn(PROBES, *part.shape, generator=generator).to(device)
                 norms.append(jacobian_norms(self.net, part.to(device), probes).cpu())
-        finally:
-            self.net.train(was_training)
         return torch.cat(norms)
 
     def truncation_threshold(self, batch_size: int = 512) -> float:
