@@ -94,6 +94,12 @@ class TrainingConfig(Section):
     seed: int = Field(0, ge=0, lt=2**32)  # seeds torch, numpy, python and the data order
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when available
     threads: int | None = Field(None, ge=1)  # CPU threads for torch; None keeps torch's choice
+    # Autocast precision of the training passes. auto: bf16 where the device has fast bf16 (CUDA with bf16,
+    # or a CPU with AMX or AVX512-BF16), fp32 otherwise. fp16 is CUDA only, with a gradient scaler.
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    channels_last: bool | None = None  # NHWC memory layout for nets with convolutions; None: on for those
+    compile: bool = False  # torch.compile the nets (opt-in: it costs start-up time and gave no gain on CPU)
+    sync_batchnorm: bool = False  # distributed runs: batch statistics over all processes (CUDA only)
 
     @model_validator(mode="after")
     def _accum_divides_batch(self) -> TrainingConfig:
@@ -151,6 +157,9 @@ class SamplingConfig(Section):
     # Jacobian truncation (Issenhuth et al. 2020): drop this fraction of latents, those where G stretches
     # most (largest Jacobian norm). They land in the gaps between the data's disconnected modes. 0 keeps all.
     jacobian_reject: float = Field(0.0, ge=0, lt=0.9)
+    # Autocast precision of sampling. fp32 by default, so that stored evaluations do not depend on the
+    # hardware; bf16 is faster on CPUs with AMX and on GPUs; fp16 is CUDA only.
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
 
 
 class MonitorsConfig(Section):

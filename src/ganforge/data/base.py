@@ -97,13 +97,30 @@ class BatchLoader:
     The order of epoch e is a permutation drawn from a generator seeded with (seed, e), so it depends on
     nothing else: a resumed run sees exactly the batches the uninterrupted run would have seen.
     The last incomplete batch of each epoch is dropped.
+
+    In a distributed run every process holds the same loader (same seed, so the same order) and takes its
+    own slice of each global batch: process `rank` of `world` gets rows rank*B/world to (rank+1)*B/world.
+    Together the processes see exactly the batches a single process would.
     """
 
-    def __init__(self, data: TensorData, batch_size: int, seed: int, device: torch.device) -> None:
+    def __init__(
+        self,
+        data: TensorData,
+        batch_size: int,  # the global batch, over all processes
+        seed: int,
+        device: torch.device,
+        rank: int = 0,
+        world: int = 1,
+    ) -> None:
         if batch_size > len(data.x):
             raise UserError(
                 f"training.batch_size: {batch_size} is larger than the dataset ({len(data.x)} samples)"
             )
+        if batch_size % world:
+            raise UserError(
+                f"training.batch_size: {batch_size} is not divisible by the {world} processes of this run"
+            )
+        self.shard = slice(rank * batch_size // world, (rank + 1) * batch_size // world)
         self.x = data.x.to(device)
         self.y = data.y.to(device) if data.y is not None else None
         self.batch_size = batch_size
@@ -122,7 +139,7 @@ class BatchLoader:
             self.epoch, self.position, self._order = self.epoch + 1, 0, None
         if self._order is None:
             self._order = self._epoch_order()
-        index = self._order[self.position : self.position + self.batch_size]
+        index = self._order[self.position : self.position + self.batch_size][self.shard]
         self.position += self.batch_size
         return Batch(self.x[index], self.y[index] if self.y is not None else None)
 
