@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ganforge.cli import main
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Point $GANFORGE_CACHE at a temporary folder for session- and module-scoped fixtures too."""
+    with pytest.MonkeyPatch.context() as patch:
+        folder = tmp_path_factory.mktemp("ganforge-cache-session")
+        patch.setenv("GANFORGE_CACHE", str(folder))
+        yield folder
+
+
+@pytest.fixture(autouse=True)
+def _test_cache(_session_cache: Path, tmp_path_factory: pytest.TempPathFactory, monkeypatch) -> Path:
+    """Give every test its own $GANFORGE_CACHE, so no test reads or writes ~/.cache/ganforge.
+
+    A folder of its own, not inside tmp_path: some tests check what tmp_path holds.
+    """
+    folder = tmp_path_factory.mktemp("ganforge-cache")
+    monkeypatch.setenv("GANFORGE_CACHE", str(folder))
+    return folder
 
 
 @pytest.fixture(scope="session")

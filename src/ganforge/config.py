@@ -53,6 +53,9 @@ class DataConfig(Section):
     seed: int = Field(
         0, ge=0, lt=2**32
     )  # seed of the toy mixtures' points; fixed: every run sees the same data
+    cache: bool = True  # keep folder:PATH images decoded in cache_dir; false decodes them on every run
+    cache_dir: str | None = None  # folder of that cache; None: $GANFORGE_CACHE, else ~/.cache/ganforge
+    augment: list[Literal["hflip", "translate"]] = []  # random mirror/shift of real image batches, in order
 
 
 class NetsConfig(Section):
@@ -94,12 +97,11 @@ class TrainingConfig(Section):
     seed: int = Field(0, ge=0, lt=2**32)  # seeds torch, numpy, python and the data order
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when available
     threads: int | None = Field(None, ge=1)  # CPU threads for torch; None keeps torch's choice
-    # Autocast precision of the training passes. auto: bf16 where the device has fast bf16 (CUDA with bf16,
-    # or a CPU with AMX or AVX512-BF16), fp32 otherwise. fp16 is CUDA only, with a gradient scaler.
+    # Autocast precision of the training passes. auto: for image data bf16 where the device has fast bf16
+    # (CUDA with bf16, or a CPU with AMX or AVX512-BF16), else fp32; point data: fp32. fp16 is CUDA only.
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool | None = None  # NHWC memory layout for nets with convolutions; None: on for those
     compile: bool = False  # torch.compile the nets (opt-in: it costs start-up time and gave no gain on CPU)
-    sync_batchnorm: bool = False  # distributed runs: batch statistics over all processes (CUDA only)
 
     @model_validator(mode="after")
     def _accum_divides_batch(self) -> TrainingConfig:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -10,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from ganforge.config import DataConfig
+from ganforge.data.augment import POLICIES, augment_batch
 from ganforge.errors import UserError
 from ganforge.registry import Registry
 
@@ -101,6 +103,9 @@ class BatchLoader:
     In a distributed run every process holds the same loader (same seed, so the same order) and takes its
     own slice of each global batch: process `rank` of `world` gets rows rank*B/world to (rank+1)*B/world.
     Together the processes see exactly the batches a single process would.
+
+    With `augment`, each global batch is augmented (data/augment.py) by a generator seeded with (seed,
+    epoch, position), so a resumed or distributed run sees the same augmented images as well.
     """
 
     def __init__(
@@ -111,6 +116,7 @@ class BatchLoader:
         device: torch.device,
         rank: int = 0,
         world: int = 1,
+        augment: Sequence[str] = (),  # data.augment: policies of data/augment.py, for images only
     ) -> None:
         if batch_size > len(data.x):
             raise UserError(
@@ -120,6 +126,17 @@ class BatchLoader:
             raise UserError(
                 f"training.batch_size: {batch_size} is not divisible by the {world} processes of this run"
             )
+        unknown = [name for name in augment if name not in POLICIES]
+        if unknown:
+            raise UserError(
+                f"data.augment: unknown policy {', '.join(map(repr, unknown))} (known: {', '.join(POLICIES)})"
+            )
+        if augment and data.x.ndim != 4:
+            raise UserError(
+                f"data.augment: {', '.join(augment)} works only for images (N, C, H, W), "
+                f"and {data.info.name!r} holds {data.info.kind} of shape {tuple(data.x.shape[1:])}"
+            )
+        self.augment = tuple(augment)
         self.shard = slice(rank * batch_size // world, (rank + 1) * batch_size // world)
         self.x = data.x.to(device)
         self.y = data.y.to(device) if data.y is not None else None
@@ -140,14 +157,29 @@ class BatchLoader:
         if self._order is None:
             self._order = self._epoch_order()
         index = self._order[self.position : self.position + self.batch_size][self.shard]
+        x = self.x[index]
+        if self.augment:
+            generator = self._augment_generator()
+            x = augment_batch(x, self.augment, generator, batch_size=self.batch_size, offset=self.shard.start)
         self.position += self.batch_size
-        return Batch(self.x[index], self.y[index] if self.y is not None else None)
+        return Batch(x, self.y[index] if self.y is not None else None)
+
+    def _augment_generator(self) -> torch.Generator:
+        """Return a generator on the data's device seeded with (seed, epoch, position of this batch)."""
+        key = f"ganforge-augment:{self.seed}:{self.epoch}:{self.position}".encode()
+        seed = int.from_bytes(hashlib.sha256(key).digest()[:8], "little")
+        return torch.Generator(device=self.x.device).manual_seed(seed)
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "position": self.position}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.epoch, self.position, self._order = int(state["epoch"]), int(state["position"]), None
+
+    def to_memory_format(self, memory_format: torch.memory_format) -> None:
+        """Store image data in `memory_format` (channels_last for convolutional nets); batches keep it."""
+        if self.x.ndim == 4:
+            self.x = self.x.contiguous(memory_format=memory_format)
 
 
 def split_holdout(data: TensorData, fraction: float, seed: int) -> tuple[TensorData, TensorData | None]:

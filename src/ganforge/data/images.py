@@ -12,9 +12,8 @@ from PIL import Image, UnidentifiedImageError
 
 from ganforge.config import DataConfig
 from ganforge.data.base import DATASETS, TensorData, labelled
+from ganforge.data.cache import IMAGE_SUFFIXES, cached_pixels, image_files
 from ganforge.errors import UserError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 def _to_unit_range(pixels: np.ndarray, top: float) -> torch.Tensor:
@@ -98,16 +97,26 @@ def _colour_mode(files: list[Path], channels: str) -> str:
 
 @DATASETS.register("folder:PATH", "a folder of image files (searched recursively), unlabelled")
 def folder(argument: str, config: DataConfig) -> TensorData:
+    """Load every image file under the folder; decoded once, then read from the cache (data/cache.py)."""
     root = Path(argument).expanduser()
     if not argument or not root.exists():
         raise UserError(f"data.name: folder {argument!r} does not exist")
     if not root.is_dir():
         raise UserError(f"data.name: {argument!r} is a file, not a folder of images")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = image_files(root)
     if not files:
         raise UserError(f"data.name: folder {argument!r} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    mode = _colour_mode(files, config.channels)
-    arrays = [_read_image(path, mode, config.image_size) for path in files]
+    # "auto" is hashed as such: reading the mode from the files would open them all even on a cache hit.
+    requested = {"auto": "auto", "grayscale": "L", "rgb": "RGB"}[config.channels]
+    decode = functools.partial(_decode_folder, argument, files, config.channels, config.image_size)
+    stacked = cached_pixels(root, files, requested, config, decode)  # (N, C, H, W) uint8
+    return labelled(_to_unit_range(np.asarray(stacked), 255.0), None, config.name, "images")
+
+
+def _decode_folder(argument: str, files: list[Path], channels: str, size: int | None) -> np.ndarray:
+    """Return the images in `files` decoded and stacked as uint8 (N, C, H, W)."""
+    mode = _colour_mode(files, channels)
+    arrays = [_read_image(path, mode, size) for path in files]
     sizes = {a.shape[:2] for a in arrays}
     if len(sizes) > 1:
         first = arrays[0].shape[:2]
@@ -117,8 +126,7 @@ def folder(argument: str, config: DataConfig) -> TensorData:
             f"{other[1]}x{other[0]}); set data.image_size to resize and centre-crop them"
         )
     stacked = np.stack(arrays)  # (N, H, W) or (N, H, W, 3)
-    stacked = stacked[:, None] if stacked.ndim == 3 else stacked.transpose(0, 3, 1, 2)
-    return labelled(_to_unit_range(stacked, 255.0), None, config.name, "images")
+    return stacked[:, None] if stacked.ndim == 3 else stacked.transpose(0, 3, 1, 2)
 
 
 @DATASETS.register("npz:PATH", "arrays x (and optional integer labels y) in a .npz file")

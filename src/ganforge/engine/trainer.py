@@ -17,9 +17,11 @@ import ganforge
 from ganforge.config import RunConfig, resolve
 from ganforge.data import Batch, BatchLoader, load_dataset, split_holdout
 from ganforge.engine import checkpoint as ckpt
+from ganforge.engine import distributed
 from ganforge.engine.callbacks import Callback, MetricsLogger, RunReport, SampleGrids, Stats, rewind_metrics
 from ganforge.engine.ema import EMA, recalibrate_batch_norm
-from ganforge.engine.optim import make_optimizer, make_schedule
+from ganforge.engine.optim import make_optimizer, make_schedule, match_memory_format
+from ganforge.engine.precision import autocast, memory_format_for, resolve_precision
 from ganforge.engine.rng import rng_state, seed_everything, set_rng_state
 from ganforge.errors import TrainingDiverged, UserError
 from ganforge.recipes import Recipe, build_recipe
@@ -62,24 +64,51 @@ class Trainer:
         self.config = config
         self.run_dir = Path(run_dir)
         training = config.training
+        self._threads_before = torch.get_num_threads()  # given back when fit() ends
         if training.threads:
             torch.set_num_threads(training.threads)
-        device = training.device
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise UserError("training.device: cuda was asked for but no CUDA device is available")
+        self.world, self.device = distributed.setup(training.device)
+        if self.world.distributed and not training.threads and self.device.type == "cpu":
+            cores = distributed.process_limit("cpu")[0]
+            torch.set_num_threads(max(1, cores // self.world.local_size))
         self.data = load_dataset(config.data)  # the first load imports libraries that may draw random numbers
+        self.precision = resolve_precision(training.precision, self.device, self.data.info.kind)
         # The held-out part (data.holdout) is kept for evaluation and never trained on.
         train, _ = split_holdout(self.data, config.data.holdout, config.data.seed)
-        self.loader = BatchLoader(train, training.batch_size, training.seed, self.device)
+        world = self.world
+        if (training.batch_size // world.size) % training.grad_accum:
+            raise UserError(
+                f"training.grad_accum: each of the {world.size} processes gets "
+                f"{training.batch_size // world.size} samples a step, not divisible by {training.grad_accum}"
+            )
+        self.loader = BatchLoader(
+            train,
+            training.batch_size,
+            training.seed,
+            self.device,
+            world.rank,
+            world.size,
+            augment=config.data.augment,
+        )
         seed_everything(training.seed)  # so seed just before the nets: their initial weights come from it
         self.recipe: Recipe = build_recipe(config, self.data.info).to(self.device)
+        self.memory_format = memory_format_for(dict(self.recipe.nets.items()), training.channels_last)
+        if self.memory_format == torch.channels_last:
+            self.recipe.nets.to(memory_format=torch.channels_last)
+            self.loader.to_memory_format(torch.channels_last)
+        if training.compile:
+            for net in self.recipe.nets.values():
+                net.compile()
         self.optimizers = {
             group: make_optimizer(self.recipe.parameters_of(group), getattr(config.optim, group))
             for group in self.recipe.groups
         }
+        # fp16 only: one gradient scaler per phase, as each phase backs up its own loss.
+        self.scalers = (
+            {phase.name: torch.amp.GradScaler(self.device.type) for phase in self.recipe.phases}
+            if self.precision == "fp16"
+            else {}
+        )
         self.schedules = {
             group: make_schedule(opt, getattr(config.optim, group), training.steps)
             for group, opt in self.optimizers.items()
@@ -87,6 +116,16 @@ class Trainer:
         self.ema = (
             EMA(self.recipe.generator, training.ema_decay, training.ema_start) if training.ema_decay else None
         )
+        # Distributed: the nets are wrapped once, while all of them still require gradients; a phase swaps
+        # the wrappers of its group's nets into the recipe (`_replicas_of`). Each rank's own streams start
+        # here; rank 0 keeps the run seed's, so a one-process run draws exactly what it always did.
+        self.replicas = (
+            {name: distributed.replicate(net, self.device) for name, net in self.recipe.nets.items()}
+            if world.distributed
+            else {}
+        )
+        if world.rank:
+            seed_everything(distributed.rank_seed(training.seed, world.rank))
         self.step = 0
         self.callbacks: list[Callback] = [
             MetricsLogger(self.run_dir, config.logging.log_every, config.logging.tensorboard),
@@ -104,6 +143,8 @@ class Trainer:
             )
 
             self.callbacks.insert(1, EvaluateEvery(config.evaluation))
+        if not world.is_main:
+            self.callbacks = []  # only rank 0 logs, draws, watches and reports
         self._trainable: str | None = None
         self._stop_signal: int | None = None
         self._last_checkpoint: Path | None = None
@@ -118,17 +159,21 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         """Train until `training.steps` (or a SIGINT/SIGTERM, which saves a checkpoint first)."""
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.yaml").write_text(self.config.to_yaml())
-        log.info(
-            "training %s on %s: device %s, %d threads",
-            self.config.recipe.name,
-            self.data.info.name,
-            self.device,
-            torch.get_num_threads(),
-        )
+        if self.world.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.yaml").write_text(self.config.to_yaml())
+            log.info(
+                "training %s on %s: device %s, %d threads%s, precision %s%s",
+                self.config.recipe.name,
+                self.data.info.name,
+                self.device,
+                torch.get_num_threads(),
+                f" x {self.world.size} processes" if self.world.distributed else "",
+                self.precision,
+                " (auto)" if self.config.training.precision == "auto" else "",
+            )
         reason = "finished"
-        with self._stop_on_signals():
+        with self._stop_on_signals(), self._threads_restored():
             for callback in self.callbacks:
                 callback.on_train_start(self)
             try:
@@ -137,6 +182,8 @@ class Trainer:
                     self.step += 1
                     for callback in self.callbacks:
                         callback.on_step_end(self, stats)
+                    if self.world.distributed:
+                        self._agree_with_rank_0()
                     if self.step % self.config.logging.checkpoint_every == 0:
                         self.save_checkpoint()
                     if self._rollback_for is not None:
@@ -155,7 +202,25 @@ class Trainer:
                 raise
             for callback in self.callbacks:
                 callback.on_train_end(self, reason)
+            distributed.barrier()  # no rank leaves before rank 0 has written everything
         return TrainResult(self.run_dir, self.step, reason, self._stop_signal, self._stop_reason)
+
+    def _agree_with_rank_0(self) -> None:
+        """Share this step's decisions across the processes, so that all stop or roll back together.
+
+        A signal reaching any process stops all of them; a monitor's stop or rollback (rank 0's callbacks)
+        is taken up by every rank.
+        """
+        signum, stop, rollback = distributed.agree(
+            [self._stop_signal or 0, self._stop_reason is not None, self._rollback_for is not None],
+            self.device,
+        )
+        if signum and self._stop_signal is None:
+            self._stop_signal = signum
+        if stop and self._stop_reason is None:
+            self._stop_reason = "stopped by rank 0's monitors"
+        if rollback and self._rollback_for is None:
+            self._rollback_for = Alert(self.step, "rank 0", "rank 0's monitors asked for a rollback")
 
     def train_step(self, batch: Batch) -> Stats:
         """Run every phase due at this step on `batch`; return the phases' stats."""
@@ -167,21 +232,32 @@ class Trainer:
                 continue
             self._train_only(phase.group)
             optimizer = self.optimizers[phase.group]
-            for micro_batch in batch.split(parts) if parts > 1 else (batch,):
-                loss, phase_stats = phase.loss(micro_batch)
-                if not torch.isfinite(loss):
-                    raise TrainingDiverged(
-                        f"loss of phase {phase.name} became {loss.item()} at step {self.step + 1}; training "
-                        f"stopped; last good checkpoint: {self._last_checkpoint or 'none yet'}"
-                    )
-                (loss / parts if parts > 1 else loss).backward()
+            scaler = self.scalers.get(phase.name)
+            micro_batches = batch.split(parts) if parts > 1 else [batch]
+            for i, micro_batch in enumerate(micro_batches):
+                last = i == len(micro_batches) - 1
+                with self._replicas_of(phase.group, sync=last), autocast(self.precision, self.device):
+                    loss, phase_stats = phase.loss(micro_batch)
+                    if not torch.isfinite(loss):
+                        raise TrainingDiverged(
+                            f"loss of phase {phase.name} became {loss.item()} at step {self.step + 1}; "
+                            f"training stopped; last good checkpoint: {self._last_checkpoint or 'none yet'}"
+                        )
+                    loss = loss / parts if parts > 1 else loss
+                    (scaler.scale(loss) if scaler is not None else loss).backward()
                 for key, value in phase_stats.items():
                     stats[key] = stats[key] + value / parts if key in stats else value / parts
+            if scaler is not None:
+                scaler.unscale_(optimizer)  # so that the gradient norm below is the true one
             # The gradient norm is kept as a tensor: reading it here would sync a GPU every step.
             grads = [p.grad for p in self.recipe.parameters_of(phase.group) if p.grad is not None]
             if grads:
                 stats[f"grad_norm_{phase.name}"] = torch.nn.utils.get_total_norm(grads).detach()
-            optimizer.step()
+            if scaler is not None:
+                scaler.step(optimizer)  # skipped when the scaled gradients overflowed
+                scaler.update()
+            else:
+                optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             if phase.after_step is not None:
                 phase.after_step()
@@ -198,6 +274,36 @@ class Trainer:
         for name, net in self.recipe.nets.items():
             net.requires_grad_(name in self.recipe.groups[group])
         self._trainable = group
+
+    @contextlib.contextmanager
+    def _replicas_of(self, group: str, sync: bool) -> Iterator[None]:
+        """In a distributed run, put the DDP wrappers of `group`'s nets into the recipe for one phase.
+
+        The other nets stay bare: their weights are frozen in this phase, and going through a wrapper would
+        make DDP wait for gradients that never come. `sync=False` (all but the last micro-batch of gradient
+        accumulation) skips the all-reduce, which then happens once on the summed gradients.
+        """
+        if not self.replicas:
+            yield
+            return
+        names = self.recipe.groups[group]
+        with contextlib.ExitStack() as stack:
+            for name in names:
+                if not sync:
+                    stack.enter_context(self.replicas[name].no_sync())
+                self.recipe.nets[name] = self.replicas[name]
+            try:
+                yield
+            finally:
+                for name in names:
+                    self.recipe.nets[name] = self.replicas[name].module
+
+    @contextlib.contextmanager
+    def _threads_restored(self) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            torch.set_num_threads(self._threads_before)
 
     @contextlib.contextmanager
     def _stop_on_signals(self) -> Iterator[None]:
@@ -291,18 +397,28 @@ class Trainer:
     def checkpoint_dir(self) -> Path:
         return self.run_dir / "checkpoints"
 
+    def _recipe_state(self) -> dict[str, torch.Tensor]:
+        """The recipe's training state beside its nets (LeCam anchors, unrolled Adam moments, ...)."""
+        return {k: v.cpu() for k, v in self.recipe.state_dict().items() if not k.startswith("nets.")}
+
     def state_dict(self) -> dict:
-        return {
+        """Return the full training state. Distributed: a collective; every rank's streams are gathered."""
+        state = {
             "step": self.step,
             "nets": self.recipe.nets.state_dict(),
-            "recipe": {k: v for k, v in self.recipe.state_dict().items() if not k.startswith("nets.")},
+            "recipe": self._recipe_state(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "optimizers": {group: opt.state_dict() for group, opt in self.optimizers.items()},
             "schedules": {group: schedule.state_dict() for group, schedule in self.schedules.items()},
+            "scalers": {name: scaler.state_dict() for name, scaler in self.scalers.items()},
             "rng": rng_state(),
             "data": self.loader.state_dict(),
+            "world": self.world.size,
             "versions": {"ganforge": ganforge.__version__, "torch": torch.__version__},
         }
+        if self.world.distributed:  # what differs between ranks: their random streams and recipe state
+            state["ranks"] = distributed.gather({"rng": rng_state(), "recipe": self._recipe_state()})
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         self.step = int(state["step"])
@@ -312,10 +428,30 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
         for group, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][group])
+            match_memory_format(optimizer)
         for group, schedule in self.schedules.items():
             schedule.load_state_dict(state["schedules"][group])
+        for name, scaler in self.scalers.items():
+            if name in state.get("scalers", {}):
+                scaler.load_state_dict(state["scalers"][name])
         self.loader.load_state_dict(state["data"])
-        set_rng_state(state["rng"])
+        saved_world = int(state.get("world", 1))
+        ranks = state.get("ranks")
+        if saved_world == self.world.size:
+            mine = ranks[self.world.rank] if ranks else {"rng": state["rng"], "recipe": {}}
+            self.recipe.load_state_dict({**nets, **state.get("recipe", {}), **mine["recipe"]})
+            set_rng_state(mine["rng"])
+            return
+        # Another number of processes: the weights, optimizers and data order carry over, but each rank's
+        # random streams restart from seeds derived from (run seed, rank, step).
+        if self.world.is_main:
+            log.warning(
+                "resuming a %d-process run with %d processes: it continues, but not bit for bit as it "
+                "would have (the random streams restart from the run seed and the step)",
+                saved_world,
+                self.world.size,
+            )
+        seed_everything(distributed.rank_seed(self.config.training.seed + self.step, self.world.rank))
 
     def save_checkpoint(self) -> Path:
         """Write the full training state atomically, export the generator, keep the newest N."""
@@ -325,11 +461,15 @@ class Trainer:
                 f"last good checkpoint: {self._last_checkpoint or 'none yet'}"
             )
         path = ckpt.checkpoint_path(self.checkpoint_dir, self.step)
-        ckpt.save_state(path, self.state_dict())
+        state = self.state_dict()  # distributed: a collective, so every rank comes here at the same step
+        self._last_checkpoint = path
+        if not self.world.is_main:
+            self._alert_since_checkpoint = False
+            return path
+        ckpt.save_state(path, state)
         sampler = self.sampler()
         save_generator(self.run_dir / GENERATOR_FILE, sampler)
         ckpt.prune(self.checkpoint_dir, self.config.logging.keep_checkpoints)
-        self._last_checkpoint = path
         if self.config.monitors.policy == "rollback" and not self._alert_since_checkpoint:
             ckpt.copy_atomic(path, self.checkpoint_dir / HEALTHY_FILE)
         self._alert_since_checkpoint = False
@@ -352,5 +492,6 @@ class Trainer:
         trainer = cls(config, run_dir, callbacks)
         trainer.load_state_dict(ckpt.load_state(checkpoints[-1]))
         trainer._last_checkpoint = checkpoints[-1]
-        rewind_metrics(run_dir / "metrics.jsonl", trainer.step)  # a killed run logs those steps again
+        if trainer.world.is_main:
+            rewind_metrics(run_dir / "metrics.jsonl", trainer.step)  # a killed run logs those steps again
         return trainer

@@ -6,11 +6,23 @@ scalar to *minimise*. Penalties come unweighted; the recipe multiplies by its we
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def full_precision_inside_fp16(device_type: str) -> contextlib.AbstractContextManager:
+    """Return a context that turns autocast off if it is running in fp16 on `device_type`, else a no-op.
+
+    Gradient penalties differentiate D's gradient. In fp16 the inner gradient is not covered by the loss
+    scaler and can underflow or overflow, so it is computed in fp32. bf16 has fp32's range: it stays on.
+    """
+    if torch.is_autocast_enabled(device_type) and torch.get_autocast_dtype(device_type) == torch.float16:
+        return torch.autocast(device_type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def gradient_penalty(
@@ -38,12 +50,13 @@ def gradient_penalty(
         raise ValueError(
             f"real and fake must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}"
         )
-    real, fake = real.detach(), fake.detach()
+    real, fake = real.detach().float(), fake.detach().float()
     eps_shape = (real.shape[0],) + (1,) * (real.ndim - 1)  # (N, 1, 1, ...), broadcast over the sample
     eps = torch.rand(eps_shape, generator=generator, device=real.device, dtype=real.dtype)
     mixed = (eps * real + (1.0 - eps) * fake).requires_grad_(True)
-    (grads,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
-    norms = torch.linalg.vector_norm(grads.flatten(1), ord=2, dim=1)  # (N,)
+    with full_precision_inside_fp16(real.device.type):  # bf16 autocast stays on: it has fp32's range
+        (grads,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+    norms = torch.linalg.vector_norm(grads.float().flatten(1), ord=2, dim=1)  # (N,)
     return (norms - target).square().mean()
 
 
@@ -51,6 +64,7 @@ def r1_penalty(real_scores: torch.Tensor, real_inputs: torch.Tensor) -> torch.Te
     """Return mean over the batch of ||grad_x D(x)||^2 on real data, the R1 penalty (Mescheder et al. 2018).
 
     `real_inputs` must have had `requires_grad_(True)` before the forward pass that produced `real_scores`.
+    Under fp16 autocast, run that forward pass inside `full_precision_inside_fp16` (the recipes do).
     The graph is kept (create_graph=True) so the penalty can be back-propagated. Unweighted: the usual loss
     term is gamma / 2 times this value.
 
@@ -59,7 +73,7 @@ def r1_penalty(real_scores: torch.Tensor, real_inputs: torch.Tensor) -> torch.Te
         real_inputs: the real batch (N, ...) the scores were computed from.
     """
     (grads,) = torch.autograd.grad(real_scores.sum(), real_inputs, create_graph=True)
-    return grads.square().flatten(1).sum(dim=1).mean()
+    return grads.float().square().flatten(1).sum(dim=1).mean()
 
 
 def lecam_penalty(

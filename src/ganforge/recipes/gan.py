@@ -23,6 +23,7 @@ from ganforge.objectives.regularisers import (
     LeCamAnchors,
     add_instance_noise,
     clip_weights_,
+    full_precision_inside_fp16,
     gradient_penalty,
     instance_noise_std,
     lecam_penalty,
@@ -124,9 +125,10 @@ class AdversarialGAN(Recipe):
         """Return D's logits for already-seen samples, packed `pac` to one score: (B / pac,)."""
         discriminator = self.nets["discriminator"]
         packed = pack(seen, self.stability.pac) if self.stability.pac > 1 else seen
+        # Logits in fp32 even under autocast: the losses take logs and exponents of them.
         if params is None:
-            return discriminator(packed)
-        return functional_call(discriminator, params, (packed,))
+            return discriminator(packed).float()
+        return functional_call(discriminator, params, (packed,)).float()
 
     def _probability_stats(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> Stats:
         real_logits, fake_logits = real_logits.detach(), fake_logits.detach()
@@ -168,8 +170,9 @@ class AdversarialGAN(Recipe):
     def r1_loss(self, batch: Batch) -> tuple[torch.Tensor, Stats]:
         """Lazy R1 (Mescheder et al. 2018): gamma/2 E||grad D(x)||^2 on real data, scaled by its interval
         so that the average pull matches an R1 term applied every step (StyleGAN2's lazy regularisation)."""
-        real_seen = self.seen(batch.x).detach().requires_grad_(True)
-        penalty = r1_penalty(self.score(real_seen), real_seen)
+        real_seen = self.seen(batch.x).detach().float().requires_grad_(True)
+        with full_precision_inside_fp16(real_seen.device.type):
+            penalty = r1_penalty(self.score(real_seen), real_seen)
         return 0.5 * self.stability.r1 * self.stability.r1_every * penalty, {"r1": penalty.detach()}
 
     def generator_loss(self, batch: Batch) -> tuple[torch.Tensor, Stats]:

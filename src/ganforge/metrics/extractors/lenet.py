@@ -18,7 +18,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from safetensors import SafetensorError
 
 from ganforge.config import DataConfig
 from ganforge.data import TensorData, load_dataset
+from ganforge.data.cache import default_cache_dir
 from ganforge.engine.checkpoint import read_tensors, tensor_digest, write_tensors
 from ganforge.errors import UserError
 from ganforge.metrics.extractors.base import EXTRACTORS, ExtractorRequest
@@ -215,7 +215,7 @@ def load_digits_data(dataset: str, image_size: int | None = None) -> TensorData:
 
 def cache_dir() -> Path:
     """Return the folder of trained extractors: $GANFORGE_CACHE, else ~/.cache/ganforge."""
-    return Path(os.environ.get("GANFORGE_CACHE") or "~/.cache/ganforge").expanduser()
+    return default_cache_dir()
 
 
 def cache_key(dataset: str, data: TensorData, settings: TrainingSettings) -> str:
