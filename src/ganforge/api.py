@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -51,10 +52,13 @@ def train(
 ) -> TrainResult:
     """Train a GAN and return where the run went; `config` is a YAML path, a dict or a RunConfig."""
     resolved = resolve(config, preset=preset, overrides=list(overrides))
+    if run_dir is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise UserError("--out: a distributed run needs its run folder named (every process writes there)")
     folder = Path(run_dir) if run_dir is not None else default_run_dir(resolved)
     check_run_dir(folder, overwrite)
     trainer = Trainer(resolved, folder, callbacks)  # checks data and nets; writes nothing yet
-    prepare_run_dir(folder, overwrite)
+    if trainer.world.is_main:  # in a distributed run, rank 0 owns the folder
+        prepare_run_dir(folder, overwrite)
     return trainer.fit()
 
 

@@ -9,14 +9,18 @@ is continuous, so when the data has separate modes, some latents must land in th
 G stretches space the most. Ranking latents by the norm of G's Jacobian and dropping the steepest fraction
 removes most of those in-between samples without a discriminator. The threshold is the (1 - fraction)
 quantile of the norm over a fixed calibration set of latents, so it does not depend on the seed or on n.
+
+Noise comes from one seeded stream drawn LATENT_CHUNK rows at a time, whatever n and the batch size, so
+`iter_samples` can hand out a million samples batch by batch and still give exactly what `sample` gives for
+the same seed. Truncation walks the same stream in order and skips the latents it rejects.
 """
 
 from __future__ import annotations
 
 import json
-import math
+import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +36,20 @@ from ganforge.errors import UserError
 from ganforge.nets import NETS
 from ganforge.registry import name_of
 
+log = logging.getLogger("ganforge")
+
 GENERATOR_FILE = "generator.safetensors"
 CALIBRATION_LATENTS = 4096  # latents whose Jacobian norms set the truncation threshold
 CALIBRATION_SEED = 20_200_000  # their seed: fixed, so the threshold is a property of the weights alone
 EXACT_JACOBIAN_DIMS = 8  # up to this latent size the Jacobian norm is exact; above, a 4-probe estimate
 PROBES = 4
+LATENT_CHUNK = 4096  # rows of noise drawn at a time from the seeded stream; fixed, so streaming is exact
+TRUNCATION_BLOCK = 512  # latents tested for truncation at a time; fixed, so the kept ones do not depend on n
+PROBE_SEED_OFFSET = 2**32  # probe directions of seed s come from seed s + this: apart from any latent stream
+MAX_GRID_SAMPLES = 4096  # most samples a .png holds; more go to an .npz
+PRECISIONS = ("fp32", "bf16", "fp16")  # the values of sampling.precision
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+FP16_ON_CPU = "precision: fp16 needs a CUDA device; use bf16 or fp32 on the CPU"
 
 
 def jacobian_norms(net: nn.Module, z: torch.Tensor, probes: torch.Tensor | None = None) -> torch.Tensor:
@@ -67,7 +80,7 @@ def save_generator(path: Path, sampler: Sampler) -> None:
         ),
         "step": str(sampler.step),
         "weights": sampler.weights,  # "ema" or "raw"
-        "sampling": json.dumps({"jacobian_reject": sampler.jacobian_reject}),
+        "sampling": json.dumps({"jacobian_reject": sampler.jacobian_reject, "precision": sampler.precision}),
     }
     write_tensors(path, {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, metadata)
 
@@ -77,6 +90,8 @@ class Sampler:
 
     With `jacobian_reject` r > 0, `sample` draws only latents whose Jacobian norm is below the threshold
     that a fraction r of calibration latents exceed (Jacobian truncation); `decode` never truncates.
+    With `precision` "bf16" or "fp16" (CUDA only), the net runs under autocast in that type; samples
+    still come back as float32.
     """
 
     def __init__(
@@ -86,14 +101,19 @@ class Sampler:
         step: int = 0,
         weights: str = "raw",
         jacobian_reject: float = 0.0,
+        precision: str = "fp32",
     ) -> None:
         if not 0 <= jacobian_reject < 0.9:
             raise UserError(f"jacobian_reject must be in [0, 0.9), got {jacobian_reject}")
+        if precision not in PRECISIONS:
+            raise UserError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
         self.net = net
         self.data = data  # what the generator was trained on
         self.step = step  # training step of these weights
         self.weights = weights  # "ema" or "raw"
         self.jacobian_reject = jacobian_reject
+        self.precision = precision  # autocast type of `decode`: "fp32", "bf16" or "fp16"
+        self._autocast(next(net.parameters()).device)  # fp16 on the CPU fails here, not at the first sample
         self._threshold: tuple[str, float] | None = None  # (weights hash, norm) of the last calibration
 
     @property
@@ -106,9 +126,32 @@ class Sampler:
         return tensor_digest({k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()})
 
     def latents(self, n: int, seed: int | None = None) -> torch.Tensor:
-        """Return (n, latent_dim) noise z ~ N(0, I) on the CPU; the same seed gives the same noise."""
+        """Return (n, latent_dim) noise z ~ N(0, I) on the CPU; the same seed gives the same noise.
+
+        Drawn LATENT_CHUNK rows at a time from one seeded generator: up to that many, one `torch.randn`.
+        """
+        return torch.cat([torch.empty(0, self.latent_dim), *self._noise(seed, n)])
+
+    def _noise(self, seed: int | None, n: int | None = None) -> Iterator[torch.Tensor]:
+        """Yield the seeded noise stream in chunks of LATENT_CHUNK rows: n rows in all, or without end.
+
+        The last chunk of n rows is shorter. Without a seed, the noise comes from torch's global RNG.
+        """
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        return torch.randn(n, self.latent_dim, generator=generator)
+        remaining = n
+        while remaining is None or remaining > 0:
+            rows = LATENT_CHUNK if remaining is None else min(LATENT_CHUNK, remaining)
+            yield torch.randn(rows, self.latent_dim, generator=generator)  # (rows, latent_dim)
+            if remaining is not None:
+                remaining -= rows
+
+    def _autocast(self, device: torch.device) -> AbstractContextManager[object]:
+        """Return the autocast context of `precision` on `device` (none for fp32)."""
+        if self.precision == "fp32":
+            return nullcontext()
+        if self.precision == "fp16" and device.type == "cpu":
+            raise UserError(FP16_ON_CPU)
+        return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[self.precision])
 
     @contextmanager
     def _evaluating(self) -> Iterator[torch.device]:
@@ -122,8 +165,8 @@ class Sampler:
 
     @torch.inference_mode()
     def decode(self, z: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-        """Return the samples for latents `z` (n, latent_dim), on the CPU; images are in [-1, 1]."""
-        with self._evaluating() as device:
+        """Return the float32 samples for latents `z` (n, latent_dim), on the CPU; images are in [-1, 1]."""
+        with self._evaluating() as device, self._autocast(device):
             chunks = [self.net(part.to(device)).float().cpu() for part in z.split(batch_size)]
         return torch.cat(chunks)
 
@@ -131,14 +174,26 @@ class Sampler:
         self, n: int, seed: int | None = None, labels: Any = None, batch_size: int = 512
     ) -> torch.Tensor:
         """Return `n` samples on the CPU; images are (n, C, H, W) in [-1, 1]. Same seed, same samples."""
-        if n <= 0:
-            raise UserError(f"n must be at least 1, got {n}")
         if labels is not None:
             name = type(self.net).__name__
             raise UserError(f"this generator is unconditional ({name}); it takes no labels")
+        return torch.cat(list(self.iter_samples(n, seed, batch_size)))
+
+    def iter_samples(self, n: int, seed: int | None = None, batch_size: int = 512) -> Iterator[torch.Tensor]:
+        """Return `sample(n, seed)` as an iterator over consecutive batches of `batch_size` samples.
+
+        The concatenated batches equal `sample(n, seed, batch_size=batch_size)`, truncated or not, but only
+        one batch (and one chunk of noise) is held at a time. The last batch may be shorter.
+        """
+        if n <= 0:
+            raise UserError(f"n must be at least 1, got {n}")
+        if batch_size <= 0:
+            raise UserError(f"batch_size must be at least 1, got {batch_size}")
         if self.jacobian_reject:
-            return self.decode(self.truncated_latents(n, seed, batch_size), batch_size)
-        return self.decode(self.latents(n, seed), batch_size)
+            latents = self._accepted_latents(seed, batch_size)
+        else:
+            latents = self._noise(seed, n)
+        return (self.decode(z, batch_size) for z in _rebatch(latents, n, batch_size))
 
     # -- Jacobian truncation --------------------------------------------------------------------------
 
@@ -148,16 +203,21 @@ class Sampler:
     ) -> torch.Tensor:
         """Return the Jacobian norm of G at each latent of `z` (n, latent_dim), on the CPU: (n,).
 
-        Exact for latents of up to 8 dimensions; above, estimated from 4 Gaussian probe directions drawn
-        from `generator` (the sampler's seeded stream, so the same seed keeps the same samples).
+        Exact for latents of up to 8 dimensions; above, estimated from 4 Gaussian probe directions per
+        latent, drawn for all of `z` at once from `generator` (so `batch_size` does not change them).
+        Always computed in fp32, whatever `precision`: the threshold is a quantile of these norms and must
+        be a property of the weights alone, not of the precision or the hardware that samples; and in bf16
+        (8 bits of mantissa) a latent near the threshold could be kept or dropped by rounding alone.
         """
+        probes = None
+        if self.latent_dim > EXACT_JACOBIAN_DIMS:
+            probes = torch.randn(PROBES, *z.shape, generator=generator)  # (PROBES, n, latent_dim)
         norms = []
-        with self._evaluating() as device:
-            for part in z.split(batch_size):
-                probes = None
-                if self.latent_dim > EXACT_JACOBIAN_DIMS:
-                    probes = torch.randn(PROBES, *part.shape, generator=generator).to(device)
-                norms.append(jacobian_norms(self.net, part.to(device), probes).cpu())
+        with self._evaluating() as device, torch.autocast(device.type, enabled=False):
+            for start in range(0, len(z), batch_size):
+                part = z[start : start + batch_size].to(device)
+                part_probes = None if probes is None else probes[:, start : start + batch_size].to(device)
+                norms.append(jacobian_norms(self.net, part, part_probes).cpu())
         return torch.cat(norms)
 
     def truncation_threshold(self, batch_size: int = 512) -> float:
@@ -172,30 +232,53 @@ class Sampler:
 
     def truncated_latents(self, n: int, seed: int | None = None, batch_size: int = 512) -> torch.Tensor:
         """Return `n` latents below the truncation threshold, drawn in order from the seeded stream."""
+        return torch.cat(list(_rebatch(self._accepted_latents(seed, batch_size), n, batch_size)))
+
+    def _accepted_latents(self, seed: int | None, batch_size: int = 512) -> Iterator[torch.Tensor]:
+        """Yield, without end, the latents of the noise stream of `seed` that truncation keeps, in order.
+
+        The candidates are `latents(m, seed)` for any m that is a whole number of chunks, tested
+        TRUNCATION_BLOCK at a time; so the kept latents are a subsequence of the untruncated ones and do not
+        depend on n or on the batch size. Probe directions (latents above 8 dimensions) come from a
+        generator of their own, so that they leave the noise stream alone.
+        """
         threshold = self.truncation_threshold(batch_size)
-        generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        kept: list[torch.Tensor] = []
-        found = 0
-        while found < n:
-            # Enough for the expected acceptance rate plus a margin; the loop tops up a short draw.
-            draw = math.ceil((n - found) / (1 - self.jacobian_reject) * 1.05) + 16
-            z = torch.randn(draw, self.latent_dim, generator=generator)
-            z = z[self.latent_norms(z, batch_size, generator) <= threshold]
-            kept.append(z)
-            found += len(z)
-        return torch.cat(kept)[:n]
+        probe_seed = None if seed is None else seed + PROBE_SEED_OFFSET
+        probes = torch.Generator().manual_seed(probe_seed) if probe_seed is not None else None
+        for chunk in self._noise(seed):
+            for block in chunk.split(TRUNCATION_BLOCK):
+                yield block[self.latent_norms(block, batch_size, probes) <= threshold]
 
-    def save(self, path: str | Path, n: int, seed: int | None = None) -> Path:
-        """Write `n` samples to `path`: a .png (image grid or scatter plot) or an .npz (array `x`)."""
-        from ganforge.report import save_samples
+    def save(self, path: str | Path, n: int, seed: int | None = None, batch_size: int = 512) -> Path:
+        """Write `n` samples to `path` (a .png grid or scatter plot, or an .npz array `x`) and return it.
 
-        return save_samples(self.sample(n, seed=seed), self.data.kind, Path(path))
+        An .npz is written batch by batch as it is sampled, so n may be in the millions; a .png holds at
+        most MAX_GRID_SAMPLES.
+        """
+        from ganforge.report import samples_array, save_samples, write_npz
+
+        path = Path(path)
+        kind = self.data.kind
+        if path.suffix.lower() == ".npz":
+            batches = (samples_array(b, kind) for b in self.iter_samples(n, seed, batch_size))
+            dtype = np.uint8 if kind == "images" else np.float32
+            return write_npz(path, batches, (n, *self.data.shape), dtype)
+        if path.suffix.lower() == ".png" and n > MAX_GRID_SAMPLES:
+            raise UserError(
+                f"n: a .png holds at most {MAX_GRID_SAMPLES} samples, got {n}; write an .npz for more"
+            )
+        return save_samples(self.sample(n, seed=seed, batch_size=batch_size), kind, path)
 
 
-def load_generator(run: str | Path, device: str = "cpu", jacobian_reject: float | None = None) -> Sampler:
+def load_generator(
+    run: str | Path, device: str = "cpu", jacobian_reject: float | None = None, precision: str | None = None
+) -> Sampler:
     """Return a Sampler for the generator saved in a run folder (or a `generator.safetensors` file).
 
-    `jacobian_reject` overrides the run's `sampling.jacobian_reject` (None keeps it; 0 turns it off).
+    `jacobian_reject` overrides the run's `sampling.jacobian_reject` (None keeps it; 0 turns it off), and
+    `precision` its `sampling.precision` (None keeps it; files from before the setting sample in fp32).
+    A run saved with fp16, which needs CUDA, samples in fp32 when loaded onto the CPU without `precision`,
+    so that it stays usable there; asking for fp16 on the CPU is an error.
     """
     path = Path(run)
     if path.is_dir():
@@ -214,11 +297,33 @@ def load_generator(run: str | Path, device: str = "cpu", jacobian_reject: float 
         ) from None
     info = DataInfo(data["name"], data["kind"], tuple(data["shape"]), data["num_classes"])
     reject = float(sampling.get("jacobian_reject", 0.0)) if jacobian_reject is None else jacobian_reject
-    return Sampler(
-        net.to(device).eval(), info, int(metadata.get("step", 0)), metadata.get("weights", "raw"), reject
-    )
+    if precision is None:
+        precision = sampling.get("precision", "fp32")
+        if precision == "fp16" and torch.device(device).type == "cpu":
+            log.warning("%s was saved to sample in fp16, which needs CUDA; sampling in fp32 on the CPU", path)
+            precision = "fp32"
+    net = net.to(device).eval()
+    step, weights = int(metadata.get("step", 0)), metadata.get("weights", "raw")
+    return Sampler(net, info, step, weights, reject, precision=precision)
 
 
 def to_uint8_images(samples: torch.Tensor) -> np.ndarray:
     """Return images in [-1, 1] as uint8 (N, C, H, W)."""
     return ((samples.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()
+
+
+def _rebatch(blocks: Iterator[torch.Tensor], n: int, batch_size: int) -> Iterator[torch.Tensor]:
+    """Yield the first `n` rows of `blocks` again, in batches of `batch_size` rows (the last may be shorter).
+
+    `blocks` may hold tensors of any lengths, and may be endless: it is not drawn from past the n-th row.
+    """
+    held = torch.empty(0)
+    remaining = n
+    for block in blocks:
+        held = torch.cat([held, block]) if len(held) else block
+        while remaining and len(held) >= min(batch_size, remaining):
+            take = min(batch_size, remaining)
+            yield held[:take]
+            held, remaining = held[take:], remaining - take
+        if not remaining:
+            return

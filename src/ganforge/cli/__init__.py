@@ -6,6 +6,7 @@ User mistakes (UserError, bad flags) print one line to stderr and exit with code
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import typer
@@ -33,9 +34,18 @@ _CLICK = {cls.__name__: cls for cls in typer.BadParameter.__mro__}
 UsageError = _CLICK["UsageError"]
 
 
+ARGUMENTS: list[str] = []  # the arguments of the running command (`--nproc` starts copies of it)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the exit code (0 ok, 2 user error or divergence, 130/143 interrupted)."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    global ARGUMENTS
+    ARGUMENTS = list(argv) if argv is not None else sys.argv[1:]
+    # In a distributed run only rank 0 speaks; the others would repeat its every line.
+    quiet = os.environ.get("RANK", "0") != "0"
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO, format="%(message)s", stream=sys.stderr
+    )
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
     try:
         result = app(args=argv, standalone_mode=False)
@@ -51,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         print("error: aborted", file=sys.stderr)
         return 130
     except (UserError, TrainingDiverged) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if not quiet:  # rank 0 says it; another rank speaks only of trouble of its own
+            print(f"error: {exc}", file=sys.stderr)
+        elif isinstance(exc, TrainingDiverged) or os.environ.get("GANFORGE_DEBUG"):
+            print(f"error (rank {os.environ['RANK']}): {exc}", file=sys.stderr)
         return 2
     return result if isinstance(result, int) else 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -16,6 +17,46 @@ from ganforge.errors import UserError
 Overrides = Annotated[
     list[str] | None, typer.Option("--set", help="Override a config key: --set training.steps=500")
 ]
+Nproc = Annotated[
+    int | None,
+    typer.Option(help="Train in N processes on this machine (DDP: gloo on CPU, NCCL on GPU)"),
+]
+
+
+def _launch(nproc: int, device: str, batch_size: int, run_dir: Path) -> int | None:
+    """Start `nproc` training processes running this same command; None when one process will do.
+
+    Inside a distributed run (torchrun, or the children started here) the flag is ignored.
+    """
+    from ganforge.engine import distributed
+
+    if nproc < 1:
+        raise UserError(f"--nproc must be at least 1, got {nproc}")
+    limit, what = distributed.process_limit(device)
+    if nproc > limit:
+        raise UserError(f"--nproc: {nproc} processes asked for, but this machine has {limit} {what}")
+    if batch_size % nproc:
+        raise UserError(f"--nproc: training.batch_size {batch_size} is not divisible by {nproc} processes")
+    if nproc == 1 or "WORLD_SIZE" in os.environ:
+        return None
+    arguments = list(current_arguments())
+    for i, argument in enumerate(arguments):  # drop --nproc N / --nproc=N; the children are one process each
+        if argument == "--nproc":
+            del arguments[i : i + 2]
+            break
+        if argument.startswith("--nproc="):
+            del arguments[i]
+            break
+    if "--out" not in arguments and not any(a.startswith("--out=") for a in arguments):
+        arguments += ["--out", str(run_dir)]  # every process must write to (or read) the same folder
+    return distributed.launch(arguments, nproc)
+
+
+def current_arguments() -> list[str]:
+    """The arguments this CLI was called with (set by `ganforge.cli.main`)."""
+    from ganforge import cli
+
+    return cli.ARGUMENTS
 
 
 def _finish(result: api.TrainResult) -> int:
@@ -42,6 +83,7 @@ def train(
     out: Annotated[Path | None, typer.Option(help="Run folder (default: runs/RECIPE-DATA-TIME)")] = None,
     overwrite: Annotated[bool, typer.Option(help="Empty --out first if it holds an earlier run")] = False,
     dry_run: Annotated[bool, typer.Option(help="Print the resolved config and exit")] = False,
+    nproc: Nproc = None,
 ) -> int:
     """Train a GAN from a preset and/or a YAML config, with --set overrides."""
     from ganforge.cli.progress import ProgressBar
@@ -50,6 +92,12 @@ def train(
     if dry_run:
         print(resolved.to_yaml(), end="")
         return 0
+    if nproc is not None:
+        folder = out if out is not None else api.default_run_dir(resolved)
+        api.check_run_dir(folder, overwrite)  # said once here, not by every process
+        code = _launch(nproc, resolved.training.device, resolved.training.batch_size, folder)
+        if code is not None:
+            return code
     return _finish(api.train(resolved, run_dir=out, overwrite=overwrite, callbacks=[ProgressBar()]))
 
 
@@ -58,12 +106,20 @@ def resume(
     steps: Annotated[
         int | None, typer.Option(help="Train to this many steps in all (default: the config's)")
     ] = None,
+    nproc: Nproc = None,
 ) -> int:
     """Continue an interrupted run from its newest checkpoint, exactly as if it had not stopped."""
     from ganforge.cli.progress import ProgressBar
 
     if steps is not None and steps <= 0:
         raise UserError(f"--steps must be at least 1, got {steps}")
+    if nproc is not None:
+        if not (run / "config.yaml").is_file():
+            raise UserError(f"run folder {str(run)!r} has no config.yaml (is it a ganforge run?)")
+        config = resolve(run / "config.yaml")
+        code = _launch(nproc, config.training.device, config.training.batch_size, run)
+        if code is not None:
+            return code
     return _finish(api.resume(run, steps=steps, callbacks=[ProgressBar()]))
 
 
@@ -83,18 +139,29 @@ def sample(
         float | None,
         typer.Option(help="Drop this fraction of steepest latents (Jacobian truncation); default: the run's"),
     ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(help="Autocast precision: fp32, bf16 or fp16 (CUDA only); default: the run's"),
+    ] = None,
 ) -> int:
-    """Draw samples from a trained generator into a PNG grid or an npz array."""
-    from ganforge.sampling import load_generator
+    """Draw samples from a trained generator into a PNG grid or an npz array (streamed: any --n)."""
+    from ganforge.sampling import MAX_GRID_SAMPLES, PRECISIONS, load_generator
 
     if n <= 0:
         raise UserError(f"--n must be at least 1, got {n}")
     if out.suffix.lower() not in (".png", ".npz"):
         raise UserError(f"--out: {str(out)!r} must end in .png or .npz")
+    if out.suffix.lower() == ".png" and n > MAX_GRID_SAMPLES:
+        raise UserError(
+            f"--n: a .png holds at most {MAX_GRID_SAMPLES} samples, got {n}; "
+            "write them to an .npz instead (--out samples.npz)"
+        )
     if out.is_dir():
         raise UserError(f"--out: {str(out)!r} is a folder; give a file name ending in .png or .npz")
     _check_reject(jacobian_reject)
-    sampler = load_generator(run, jacobian_reject=jacobian_reject)
+    if precision is not None and precision not in PRECISIONS:
+        raise UserError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+    sampler = load_generator(run, jacobian_reject=jacobian_reject, precision=precision)
     try:
         path = sampler.save(out, n, seed=seed)
     except OSError as exc:

@@ -25,6 +25,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +40,7 @@ from ganforge.errors import UserError
 
 log = logging.getLogger("ganforge")
 
-ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+FAILURE_GRACE_S = 3.0  # launcher: how long the others may take to exit after one process failed
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ class Replica(DistributedDataParallel):
 def replicate(net: nn.Module, device: torch.device) -> Replica:
     """Wrap `net` for gradient averaging across the processes (rank 0's weights are broadcast first)."""
     device_ids = [device.index] if device.type == "cuda" else None
-    return Replica(net, device_ids=device_ids, broadcast_buffers=True)
+    return Replica(net, device_ids=device_ids)  # buffers (batch-norm statistics) follow rank 0's
 
 
 def agree(values: Sequence[int], device: torch.device) -> list[int]:
@@ -208,25 +209,29 @@ def launch(arguments: Sequence[str], nproc: int) -> int:
         signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),  # the children get Ctrl-C themselves
         signal.SIGTERM: signal.signal(signal.SIGTERM, pass_on),
     }
+    codes: dict[int, int] = {}
+    first_failure: tuple[int, int] | None = None  # (rank, code) of the process that failed first
+    deadline = None  # after a failure, the others get a moment to fail alike (rank 0 then says why)
     try:
-        codes: dict[int, int] = {}
         while len(codes) < nproc:
             for rank, child in enumerate(children):
-                if rank in codes:
-                    continue
-                try:
-                    codes[rank] = child.wait(timeout=0.2)
-                except subprocess.TimeoutExpired:
-                    continue
-                if codes[rank] not in (0, 130, 143):  # a failure: the others would wait for it forever
-                    for other in children:
-                        if other.poll() is None:
-                            other.terminate()
+                if rank not in codes and child.poll() is not None:
+                    codes[rank] = child.returncode
+                    if codes[rank] not in (0, 130, 143) and first_failure is None:
+                        first_failure, deadline = (rank, codes[rank]), time.monotonic() + FAILURE_GRACE_S
+            if deadline is not None and time.monotonic() > deadline:
+                for child in children:  # they would wait for the failed process forever
+                    if child.poll() is None:
+                        child.terminate()
+                deadline = None
+            time.sleep(0.05)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    failures = [code for rank, code in sorted(codes.items()) if code not in (0, 130, 143)]
-    if failures and codes[0] in (0, 130, 143, -signal.SIGTERM):
-        print(f"error: a training process exited with code {failures[0]}", file=sys.stderr)
-        return failures[0] if failures[0] > 0 else 1
-    return codes[0] if codes[0] >= 0 else 128 - codes[0]
+    if first_failure is None:
+        return codes[0]
+    if codes[0] not in (0, 130, 143, -signal.SIGTERM):
+        return codes[0]  # rank 0 failed too, and said why
+    rank, code = first_failure
+    print(f"error: training process {rank} of {nproc} exited with code {code}", file=sys.stderr)
+    return code if code > 0 else 128 - code

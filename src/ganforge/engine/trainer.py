@@ -73,6 +73,7 @@ class Trainer:
             torch.set_num_threads(max(1, cores // self.world.local_size))
         self.data = load_dataset(config.data)  # the first load imports libraries that may draw random numbers
         self.precision = resolve_precision(training.precision, self.device, self.data.info.kind)
+        resolve_precision(config.sampling.precision, self.device, field="sampling.precision")  # fp16 on CPU
         # The held-out part (data.holdout) is kept for evaluation and never trained on.
         train, _ = split_holdout(self.data, config.data.holdout, config.data.seed)
         world = self.world
@@ -328,9 +329,9 @@ class Trainer:
 
     def sampler(self) -> Sampler:
         """Return a Sampler over the EMA generator (or the raw one without EMA); shares its weights."""
-        reject = self.config.sampling.jacobian_reject
+        reject, precision = self.config.sampling.jacobian_reject, self.config.sampling.precision
         if self.ema is None:
-            return Sampler(self.recipe.generator, self.data.info, self.step, "raw", reject)
+            return Sampler(self.recipe.generator, self.data.info, self.step, "raw", reject, precision)
         if self._ema_calibrated_at != self.step:
             # Fixed noise from its own generator: the training RNG streams stay untouched (exact resume).
             generator = torch.Generator(self.device).manual_seed(self.config.training.seed + 7919)
@@ -338,7 +339,7 @@ class Trainer:
             batches = (self.recipe.noise(64, probe, generator) for _ in range(16))
             recalibrate_batch_norm(self.ema.shadow, batches)
             self._ema_calibrated_at = self.step
-        return Sampler(self.ema.shadow, self.data.info, self.step, "ema", reject)
+        return Sampler(self.ema.shadow, self.data.info, self.step, "ema", reject, precision)
 
     # -- alerts from the monitors ----------------------------------------------------------------------
 

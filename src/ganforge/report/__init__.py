@@ -1,5 +1,6 @@
 """Pictures and pages made from what a run wrote: image grids, scatter plots, curves, the HTML report."""
 
+from ganforge.report.arrays import samples_array, write_npz
 from ganforge.report.curves import curves_figure, plot_curves, read_metrics
 from ganforge.report.html import write_report
 from ganforge.report.images import image_grid, png_bytes, save_samples, scatter_figure, scatter_plot
@@ -15,6 +16,8 @@ __all__ = [
     "save_samples",
     "scatter_figure",
     "scatter_plot",
+    "samples_array",
     "slerp",
+    "write_npz",
     "write_report",
 ]

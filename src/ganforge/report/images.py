@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 
 from ganforge.errors import UserError
+from ganforge.report.arrays import samples_array, write_npz
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -93,8 +94,8 @@ def save_samples(samples: torch.Tensor, kind: str, path: Path) -> Path:
         raise UserError(f"--out: {str(path)!r} must end in .png or .npz")
     path.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".npz":
-        array = to_uint8_images(samples) if kind == "images" else samples.numpy()
-        np.savez_compressed(path, x=array)
+        array = samples_array(samples, kind)
+        write_npz(path, [array], array.shape, array.dtype)
     elif kind == "images":
         image_grid(to_uint8_images(samples)).save(path)
     elif samples.shape[1:] == (2,):
