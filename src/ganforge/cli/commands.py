@@ -23,7 +23,7 @@ Nproc = Annotated[
 ]
 
 
-def _launch(nproc: int, device: str, batch_size: int, run_dir: Path) -> int | None:
+def _launch(nproc: int, device: str, batch_size: int, run_dir: Path | None) -> int | None:
     """Start `nproc` training processes running this same command; None when one process will do.
 
     Inside a distributed run (torchrun, or the children started here) the flag is ignored.
@@ -47,8 +47,9 @@ def _launch(nproc: int, device: str, batch_size: int, run_dir: Path) -> int | No
         if argument.startswith("--nproc="):
             del arguments[i]
             break
-    if "--out" not in arguments and not any(a.startswith("--out=") for a in arguments):
-        arguments += ["--out", str(run_dir)]  # every process must write to (or read) the same folder
+    named = "--out" in arguments or any(a.startswith("--out=") for a in arguments)
+    if run_dir is not None and not named:
+        arguments += ["--out", str(run_dir)]  # every process must write to the same folder
     return distributed.launch(arguments, nproc)
 
 
@@ -117,7 +118,7 @@ def resume(
         if not (run / "config.yaml").is_file():
             raise UserError(f"run folder {str(run)!r} has no config.yaml (is it a ganforge run?)")
         config = resolve(run / "config.yaml")
-        code = _launch(nproc, config.training.device, config.training.batch_size, run)
+        code = _launch(nproc, config.training.device, config.training.batch_size, None)
         if code is not None:
             return code
     return _finish(api.resume(run, steps=steps, callbacks=[ProgressBar()]))

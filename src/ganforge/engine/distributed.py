@@ -176,8 +176,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def launch(arguments: Sequence[str], nproc: int) -> int:
+def launch(arguments: Sequence[str], nproc: int, program: Sequence[str] = ("-m", "ganforge")) -> int:
     """Run `python -m ganforge ARGUMENTS` in `nproc` processes on this machine, as torchrun would.
+
+    `program` replaces `-m ganforge` (a script path, for instance).
 
     Each child gets torchrun's variables and an even share of the CPU threads. Ctrl-C reaches the children
     (they save a checkpoint together and exit with 130); SIGTERM is passed on to them. If one child fails,
@@ -194,7 +196,7 @@ def launch(arguments: Sequence[str], nproc: int) -> int:
     env.setdefault("OMP_NUM_THREADS", str(max(1, cores // nproc)))
     children = [
         subprocess.Popen(
-            [sys.executable, "-m", "ganforge", *arguments],
+            [sys.executable, *program, *arguments],
             env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
         )
         for rank in range(nproc)
