@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -134,3 +135,26 @@ def test_distributed_training_needs_a_named_run_folder(
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(UserError, match="--out"):
         api.train(preset="vanilla-ring8")
+
+
+def test_ctrl_c_stops_every_process_at_one_step_and_the_run_resumes_exactly(tmp_path: Path) -> None:
+    from test_resume import RING, assert_same_state, final_state, wait_for_step  # noqa: PLC0415
+
+    straight = ganforge(tmp_path, "train", *RING, "--nproc", "2", "--out", "straight")
+    assert straight.returncode == 0, straight.stderr
+    env = {key: value for key, value in os.environ.items() if key != "WORLD_SIZE"}
+    command = [sys.executable, "-m", "ganforge", "train", *RING, "--nproc", "2", "--out", "split"]
+    # A terminal's Ctrl-C goes to the whole foreground process group: the launcher and both trainers.
+    run = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    wait_for_step(tmp_path / "split", 150, run)
+    os.killpg(run.pid, signal.SIGINT)
+    _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 128 + signal.SIGINT, stderr
+    assert "interrupted at step" in stderr and "Traceback" not in stderr
+    stopped_at = load_state(list_checkpoints(tmp_path / "split" / "checkpoints")[-1])["step"]
+    assert 150 <= stopped_at < 400
+    resumed = ganforge(tmp_path, "resume", "split", "--nproc", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_state(final_state(tmp_path / "straight"), final_state(tmp_path / "split"))

@@ -61,6 +61,8 @@ def current_arguments() -> list[str]:
 
 
 def _finish(result: api.TrainResult) -> int:
+    if os.environ.get("RANK", "0") != "0":  # in a distributed run, rank 0 reports for all
+        return 128 + (result.stop_signal or signal.SIGINT) if result.reason == "interrupted" else 0
     if result.reason == "interrupted":
         print(
             f"interrupted at step {result.step}; checkpoint written. "
