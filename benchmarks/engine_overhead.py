@@ -87,6 +87,8 @@ def trainer_config(args: argparse.Namespace):
         "training.ema_decay=null",  # the plain loop keeps no EMA of G
         f"training.seed={SEED}",
         "training.device=cpu",
+        "training.precision=fp32",  # the plain loop is fp32 and contiguous: compare like with like
+        "training.channels_last=false",
         f"training.threads={args.threads if args.threads else 'null'}",
         "logging.tensorboard=false",
         f"logging.log_every={never}",
@@ -115,8 +117,9 @@ class PlainLoop:
         self.discriminator = build_net(
             "dcgan_discriminator", {"width": args.width}, "d", data_shape=IMAGE_SHAPE
         )
-        self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=LR, betas=BETAS)
-        self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=LR, betas=BETAS)
+        # fused, as the Trainer's make_optimizer builds Adam
+        self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=LR, betas=BETAS, fused=True)
+        self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=LR, betas=BETAS, fused=True)
         self.images = images
         self.batch_size = args.batch_size
 
