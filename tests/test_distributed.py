@@ -64,17 +64,7 @@ def train_in_two_processes(tmp_path: Path, preset: str, overrides: list[str], ru
 
 
 def test_ranks_hold_identical_weights_and_each_trains_on_its_half_of_the_batch(tmp_path: Path) -> None:
-    overrides = [
-        "recipe.name=dcgan",
-        "data.name=digits",
-        "nets.latent_dim=16",
-        "nets.generator.options.width=16",
-        "nets.discriminator.options.width=16",
-        "training.batch_size=32",
-        "training.steps=8",
-        "training.threads=1",
-        "logging.tensorboard=false",
-    ]
+    overrides = [*DCGAN[1::2][:6], "training.steps=8", "training.threads=1", "logging.tensorboard=false"]
     ranks = train_in_two_processes(tmp_path, "dcgan-digits", overrides, tmp_path / "run")
     assert ranks[0].keys() == ranks[1].keys()
     for key in ranks[0]:

@@ -15,14 +15,10 @@ from ganforge.engine.precision import cpu_has_fast_bf16, resolve_precision
 from ganforge.errors import UserError
 from ganforge.nets.dcgan import DCGANDiscriminator
 from ganforge.objectives.regularisers import gradient_penalty, r1_penalty
+from test_resume import DCGAN as RESUME_DCGAN
 
 DCGAN = [
-    "recipe.name=dcgan",
-    "data.name=digits",
-    "nets.latent_dim=16",
-    "nets.generator.options.width=16",
-    "nets.discriminator.options.width=16",
-    "training.batch_size=32",
+    *RESUME_DCGAN[:6],  # the small DCGAN on digits of the resume tests
     "training.steps=2",
     "logging.tensorboard=false",
     "monitors.enabled=false",
