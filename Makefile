@@ -34,6 +34,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/engine_overhead.py
+	$(PY) benchmarks/speed.py
 	$(PY) benchmarks/metrics_speed.py
 	$(PY) benchmarks/mode_collapse.py
 
