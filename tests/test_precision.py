@@ -30,7 +30,7 @@ def dcgan(tmp_path: Path, *overrides: str) -> Trainer:
 
 
 def dtypes_seen(trainer: Trainer) -> dict[str, torch.dtype]:
-    """Run one training step; return the output dtype of each net's first layer in its own phase."""
+    """Run one training step; return the output dtype of each net's last convolution in its own phase."""
     seen: dict[str, torch.dtype] = {}
 
     def recorder(name: str):
@@ -40,7 +40,12 @@ def dtypes_seen(trainer: Trainer) -> dict[str, torch.dtype]:
 
         return record
 
-    hooks = [net.body[0].register_forward_hook(recorder(name)) for name, net in trainer.recipe.nets.items()]
+    hooks = [
+        [m for m in net.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)][-1].register_forward_hook(
+            recorder(name)
+        )
+        for name, net in trainer.recipe.nets.items()
+    ]
     trainer.train_step(trainer.loader.next())
     for hook in hooks:
         hook.remove()

@@ -68,7 +68,16 @@ class DCGANGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         assert_shape(z, [None, self.latent_dim], "z")
-        return self.body(z[:, :, None, None])  # (N, C, S, S) in [-1, 1]
+        # The first layer maps a 1x1 input to start x start: a transposed convolution that is exactly a
+        # matrix product, z (N, latent) @ W (latent, top * start * start). Computed as one, it takes a fifth
+        # of the time oneDNN's transposed-convolution kernel takes with channels_last weights in bf16.
+        weight = self.body[0].weight  # (latent, top, start, start)
+        _, top, start, _ = weight.shape
+        if weight.is_contiguous():
+            x = (z @ weight.flatten(1)).view(len(z), top, start, start)
+        else:  # channels_last weights (latent, start, start, top in memory): the product comes out NHWC too
+            x = (z @ weight.permute(0, 2, 3, 1).flatten(1)).view(len(z), start, start, top).permute(0, 3, 1, 2)
+        return self.body[1:](x)  # (N, C, S, S) in [-1, 1]
 
 
 @NETS.register("dcgan_discriminator", "DCGAN discriminator: strided convolutions, batch norm, LeakyReLU")
