@@ -76,7 +76,8 @@ class DCGANGenerator(nn.Module):
         if weight.is_contiguous():
             x = (z @ weight.flatten(1)).view(len(z), top, start, start)
         else:  # channels_last weights (latent, start, start, top in memory): the product comes out NHWC too
-            x = (z @ weight.permute(0, 2, 3, 1).flatten(1)).view(len(z), start, start, top).permute(0, 3, 1, 2)
+            x = (z @ weight.permute(0, 2, 3, 1).flatten(1)).view(len(z), start, start, top)
+            x = x.permute(0, 3, 1, 2)  # (N, top, start, start), strided as channels_last
         return self.body[1:](x)  # (N, C, S, S) in [-1, 1]
 
 
