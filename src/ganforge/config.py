@@ -102,6 +102,7 @@ class TrainingConfig(Section):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     channels_last: bool | None = None  # NHWC memory layout for nets with convolutions; None: on for those
     compile: bool = False  # torch.compile the nets (opt-in: it costs start-up time and gave no gain on CPU)
+    init_from: str | None = None  # run folder or checkpoint whose nets' weights start this run; nothing else
 
     @model_validator(mode="after")
     def _accum_divides_batch(self) -> TrainingConfig:
@@ -151,6 +152,7 @@ class StabilityConfig(Section):
     )  # DiffAugment policies on D's image inputs (Zhao et al. 2020)
     lecam: float = Field(0.0, ge=0)  # weight of LeCam regularisation (Tseng et al. 2021)
     lecam_decay: float = Field(0.99, gt=0, lt=1)  # EMA decay of LeCam's anchors
+    freeze_d: int = Field(0, ge=0)  # FreezeD (Mo et al. 2020): freeze D's first k layers with weights; 0 off
 
 
 class SamplingConfig(Section):

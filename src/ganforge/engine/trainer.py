@@ -23,6 +23,7 @@ from ganforge.engine.ema import EMA, recalibrate_batch_norm
 from ganforge.engine.optim import make_optimizer, make_schedule, match_memory_format
 from ganforge.engine.precision import autocast, memory_format_for, resolve_precision
 from ganforge.engine.rng import rng_state, seed_everything, set_rng_state
+from ganforge.engine.transfer import freeze_first_layers, load_initial_weights
 from ganforge.errors import TrainingDiverged, UserError
 from ganforge.recipes import Recipe, build_recipe
 from ganforge.sampling import GENERATOR_FILE, Sampler, save_generator
@@ -93,6 +94,11 @@ class Trainer:
         )
         seed_everything(training.seed)  # so seed just before the nets: their initial weights come from it
         self.recipe: Recipe = build_recipe(config, self.data.info).to(self.device)
+        if training.init_from is not None:  # transfer learning: the nets only; the rest starts fresh
+            load_initial_weights(self.recipe.nets, training.init_from)
+        # FreezeD: kept out of D's optimizer, and `_train_only` never turns their gradients back on.
+        discriminators = [self.recipe.nets[name] for name in self.recipe.groups.get("discriminator", ())]
+        self.frozen = freeze_first_layers(discriminators, config.stability.freeze_d)
         self.memory_format = memory_format_for(dict(self.recipe.nets.items()), training.channels_last)
         if self.memory_format == torch.channels_last:
             self.recipe.nets.to(memory_format=torch.channels_last)
@@ -101,7 +107,10 @@ class Trainer:
             for net in self.recipe.nets.values():
                 net.compile()
         self.optimizers = {
-            group: make_optimizer(self.recipe.parameters_of(group), getattr(config.optim, group))
+            group: make_optimizer(
+                [p for p in self.recipe.parameters_of(group) if p not in self.frozen],
+                getattr(config.optim, group),
+            )
             for group in self.recipe.groups
         }
         # fp16 only: one gradient scaler per phase, as each phase backs up its own loss.
@@ -274,6 +283,8 @@ class Trainer:
             return
         for name, net in self.recipe.nets.items():
             net.requires_grad_(name in self.recipe.groups[group])
+        for param in self.frozen:
+            param.requires_grad_(False)
         self._trainable = group
 
     @contextlib.contextmanager
