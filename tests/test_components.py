@@ -6,6 +6,7 @@ training step, and a checkpoint save/load round trip.
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import pytest
@@ -15,24 +16,44 @@ from ganforge.config import resolve
 from ganforge.engine import Trainer
 from ganforge.errors import UserError
 from ganforge.nets import NETS
+from ganforge.nets.conditional import AuxiliaryClassifier
 from ganforge.objectives import OBJECTIVES
 from ganforge.recipes import RECIPES
 
 SHAPES = [(2,), (1, 8, 8), (1, 28, 28), (3, 32, 32)]
 LATENT = 8
+CLASSES = 3  # for conditional nets (those taking num_classes)
+
+
+def is_conditional(name: str) -> bool:
+    return "num_classes" in inspect.signature(NETS.get(name).__init__).parameters
 
 
 def build(name: str, shape: tuple[int, ...]) -> torch.nn.Module | None:
     """Return the net `name` for `shape` at its smallest sensible size, or None if it refuses the shape."""
     cls = NETS.get(name)
-    small = {"width": 8} if name.startswith("dcgan") else {"hidden": (16, 16)}
+    small = {"width": 8} if "dcgan" in name else {"hidden": (16, 16)}
     context = (
         {"data_shape": shape, "latent_dim": LATENT} if name.endswith("_generator") else {"data_shape": shape}
     )
+    if is_conditional(name):
+        context["num_classes"] = CLASSES
     try:
         return cls(**context, **small)
     except UserError:
         return None
+
+
+def forward(name: str, net: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """Run `net` on latents or samples, with labels 0, 1, 2, 0, ... for conditional nets that take them."""
+    if not is_conditional(name) or isinstance(net, AuxiliaryClassifier):
+        return net(inputs)
+    return net(inputs, torch.arange(len(inputs)) % CLASSES)
+
+
+def scores_shape(net: torch.nn.Module, n: int) -> tuple[int, ...]:
+    """Return the shape of a discriminator's output: (n,) logits, or (n, 1 + K) with class logits."""
+    return (n, 1 + CLASSES) if isinstance(net, AuxiliaryClassifier) else (n,)
 
 
 @pytest.mark.parametrize("name", NETS.names())
@@ -45,11 +66,11 @@ class TestEveryNet:
         assert built, f"{name} accepts none of {SHAPES}"
         for shape, net in built:
             if name.endswith("_generator"):
-                out = net(torch.randn(5, LATENT))
+                out = forward(name, net, torch.randn(5, LATENT))
                 assert out.shape == (5, *shape)
             else:
-                out = net(torch.randn(5, *shape))
-                assert out.shape == (5,)
+                out = forward(name, net, torch.randn(5, *shape))
+                assert out.shape == scores_shape(net, 5)
             out.square().mean().backward()
             assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
 
@@ -61,14 +82,14 @@ class TestEveryNet:
         twin.load_state_dict(net.state_dict())
         probe = torch.randn(3, LATENT) if name.endswith("_generator") else torch.randn(3, *shape)
         net.eval(), twin.eval()
-        assert torch.equal(net(probe), twin(probe))
+        assert torch.equal(forward(name, net, probe), forward(name, twin, probe))
 
     def test_rejects_a_wrong_input_shape(self, name: str) -> None:
         shape = next(s for s in SHAPES if build(name, s) is not None)
         net = build(name, shape)
         wrong = torch.randn(2, LATENT + 1) if name.endswith("_generator") else torch.randn(2, 7)
         with pytest.raises(ValueError, match="expected shape"):
-            net(wrong)
+            forward(name, net, wrong)
 
 
 def tiny_config(recipe: str, objective: str, **extra: str):

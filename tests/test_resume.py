@@ -162,17 +162,18 @@ def test_ctrl_c_on_the_cli_then_resume_matches_the_straight_run(tmp_path: Path) 
 def test_a_killed_run_resumes_from_its_last_checkpoint_exactly(tmp_path: Path) -> None:
     # Constant learning rates: the crashed run is given more steps so that it cannot finish before the kill,
     # and a schedule would depend on the total.
-    Trainer(dcgan_config(20, schedules=False), tmp_path / "straight").fit()
+    Trainer(dcgan_config(60, schedules=False), tmp_path / "straight").fit()
     flags = sum((["--set", o] for o in [*DCGAN, "training.steps=400"]), [])
     crashed = cli("train", *flags, "--out", "crashed", cwd=tmp_path)
     wait_for_step(tmp_path / "crashed", 8, crashed)
     crashed.kill()  # SIGKILL: no chance to write anything; the last periodic checkpoint must do
     crashed.wait()
     checkpoint_step = load_state(list_checkpoints(tmp_path / "crashed" / "checkpoints")[-1])["step"]
-    assert checkpoint_step % 5 == 0 and checkpoint_step < 20
+    # On a busy machine the poll can see step 8 late, while training runs on: leave room past it.
+    assert checkpoint_step % 5 == 0 and checkpoint_step < 60
 
-    resumed = Trainer.resume(tmp_path / "crashed", steps=20).fit()
-    assert resumed.step == 20
+    resumed = Trainer.resume(tmp_path / "crashed", steps=60).fit()
+    assert resumed.step == 60
     assert_same_state(final_state(tmp_path / "straight"), final_state(tmp_path / "crashed"))
     assert losses(tmp_path / "straight") == losses(
         tmp_path / "crashed"

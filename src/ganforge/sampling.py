@@ -13,6 +13,14 @@ quantile of the norm over a fixed calibration set of latents, so it does not dep
 Noise comes from one seeded stream drawn LATENT_CHUNK rows at a time, whatever n and the batch size, so
 `iter_samples` can hand out a million samples batch by batch and still give exactly what `sample` gives for
 the same seed. Truncation walks the same stream in order and skips the latents it rejects.
+
+Conditional generators (a net with `num_classes`) take labels: `sample(n, seed, labels=3)` gives n samples of
+class 3, `labels=[...]` one class per sample, and `labels=None` classes drawn uniformly from a stream of their
+own (seed + LABEL_SEED_OFFSET), so that the latents of a seed are the same whichever labels are asked for (a
+class grid shows the same noise in every row) and streaming stays exact. Truncation is then per class: the
+Jacobian is taken with respect to z with the label fixed, samples of class c take, in order, the latents of
+the seed's stream that pass the test with label c, and the threshold is calibrated with the calibration
+latents' classes cycled 0, 1, ..., K-1.
 """
 
 from __future__ import annotations
@@ -46,23 +54,30 @@ PROBES = 4
 LATENT_CHUNK = 4096  # rows of noise drawn at a time from the seeded stream; fixed, so streaming is exact
 TRUNCATION_BLOCK = 512  # latents tested for truncation at a time; fixed, so the kept ones do not depend on n
 PROBE_SEED_OFFSET = 2**32  # probe directions of seed s come from seed s + this: apart from any latent stream
+LABEL_SEED_OFFSET = 2**33  # labels drawn for seed s (labels=None) come from seed s + this
 MAX_GRID_SAMPLES = 4096  # most samples a .png holds; more go to an .npz
+MAX_GRID_COLUMNS = 10  # a class grid's samples per class
+MAX_GRID_CLASSES = 20  # a class grid's rows: the first classes only, beyond this many
 PRECISIONS = ("fp32", "bf16", "fp16")  # the values of sampling.precision
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 FP16_ON_CPU = "precision: fp16 needs a CUDA device; use bf16 or fp32 on the CPU"
 
 
-def jacobian_norms(net: nn.Module, z: torch.Tensor, probes: torch.Tensor | None = None) -> torch.Tensor:
+def jacobian_norms(
+    net: nn.Module, z: torch.Tensor, probes: torch.Tensor | None = None, labels: torch.Tensor | None = None
+) -> torch.Tensor:
     """Return the Frobenius norm of dG/dz at each latent of `z` (n, d): (n,).
 
     Exact (one forward-mode product per latent axis) when `probes` is None; otherwise the unbiased estimate
     ||J||^2 ~ mean over k of ||J v_k||^2 for the Gaussian directions `probes` (k, n, d). The net must treat
-    samples independently (eval mode), which is how samplers run it.
+    samples independently (eval mode), which is how samplers run it. A conditional net gets `labels` (n,),
+    held fixed: the derivative is with respect to z only.
     """
     directions = probes if probes is not None else torch.eye(z.shape[1], device=z.device)[:, None, :]
     squared = torch.zeros(len(z), device=z.device)
+    decode = net if labels is None else (lambda latents: net(latents, labels))
     for direction in directions:
-        _, tangent = jvp(net, (z,), (direction.expand_as(z),))
+        _, tangent = jvp(decode, (z,), (direction.expand_as(z),))
         squared += tangent.float().flatten(1).square().sum(dim=1)
     if probes is not None:
         squared /= len(probes)
@@ -121,6 +136,44 @@ class Sampler:
         return self.net.latent_dim
 
     @property
+    def num_classes(self) -> int | None:
+        """Return the number of classes of a conditional generator; None for an unconditional one."""
+        return getattr(self.net, "num_classes", None)
+
+    def labels(self, n: int, labels: Any = None, seed: int | None = None) -> torch.Tensor | None:
+        """Return the (n,) int64 labels that `sample(n, seed, labels)` decodes with; None if unconditional.
+
+        `labels` is an int (all n of that class), n ints (a sequence, array or tensor), or None: classes
+        drawn uniformly from the label stream of `seed`, LATENT_CHUNK at a time.
+        """
+        classes = self.num_classes
+        if classes is None:
+            if labels is not None:
+                name = type(self.net).__name__
+                raise UserError(f"this generator is unconditional ({name}); it takes no labels")
+            return None
+        if labels is None:
+            generator = torch.Generator().manual_seed(seed + LABEL_SEED_OFFSET) if seed is not None else None
+            sizes = [min(LATENT_CHUNK, n - start) for start in range(0, n, LATENT_CHUNK)]
+            return torch.cat([torch.randint(classes, (rows,), generator=generator) for rows in sizes])
+        try:
+            chosen = torch.as_tensor(labels)
+        except (TypeError, ValueError, RuntimeError):
+            raise UserError(f"labels: expected a class or {n} classes, got {labels!r}") from None
+        if chosen.is_floating_point() or chosen.is_complex() or chosen.dtype == torch.bool:
+            raise UserError(f"labels: expected integer classes, got {chosen.dtype}")
+        if chosen.ndim == 0:
+            chosen = chosen.expand(n)
+        if chosen.shape != (n,):
+            raise UserError(f"labels: expected a class or {n} classes, got shape {tuple(chosen.shape)}")
+        outside = chosen[(chosen < 0) | (chosen >= classes)]
+        if len(outside):
+            raise UserError(
+                f"labels: class {int(outside[0])} is outside the trained classes 0..{classes - 1}"
+            )
+        return chosen.to(torch.int64).clone()
+
+    @property
     def weights_hash(self) -> str:
         """Return the SHA-256 of the weights (the checksum stored in generator.safetensors)."""
         return tensor_digest({k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()})
@@ -164,42 +217,104 @@ class Sampler:
             self.net.train(was_training)
 
     @torch.inference_mode()
-    def decode(self, z: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-        """Return the float32 samples for latents `z` (n, latent_dim), on the CPU; images are in [-1, 1]."""
+    def decode(self, z: torch.Tensor, batch_size: int = 512, labels: Any = None) -> torch.Tensor:
+        """Return the float32 samples for latents `z` (n, latent_dim), on the CPU; images are in [-1, 1].
+
+        A conditional generator decodes with `labels` (as in `sample`); None cycles the classes over the
+        rows, 0, 1, ..., K-1, 0, ... (no randomness: a decoded path stays a path).
+        """
+        y = None
+        if self.num_classes is not None:
+            y = torch.arange(len(z)) % self.num_classes if labels is None else self.labels(len(z), labels)
+        elif labels is not None:
+            self.labels(len(z), labels)  # raises: an unconditional generator takes no labels
         with self._evaluating() as device, self._autocast(device):
-            chunks = [self.net(part.to(device)).float().cpu() for part in z.split(batch_size)]
+            if y is None:
+                chunks = [self.net(part.to(device)).float().cpu() for part in z.split(batch_size)]
+            else:
+                chunks = [
+                    self.net(part.to(device), classes.to(device)).float().cpu()
+                    for part, classes in zip(z.split(batch_size), y.split(batch_size), strict=True)
+                ]
         return torch.cat(chunks)
 
     def sample(
         self, n: int, seed: int | None = None, labels: Any = None, batch_size: int = 512
     ) -> torch.Tensor:
-        """Return `n` samples on the CPU; images are (n, C, H, W) in [-1, 1]. Same seed, same samples."""
-        if labels is not None:
-            name = type(self.net).__name__
-            raise UserError(f"this generator is unconditional ({name}); it takes no labels")
-        return torch.cat(list(self.iter_samples(n, seed, batch_size)))
+        """Return `n` samples on the CPU; images are (n, C, H, W) in [-1, 1]. Same seed, same samples.
 
-    def iter_samples(self, n: int, seed: int | None = None, batch_size: int = 512) -> Iterator[torch.Tensor]:
-        """Return `sample(n, seed)` as an iterator over consecutive batches of `batch_size` samples.
+        `labels` (conditional generators only): an int, n ints, or None for uniformly drawn classes.
+        """
+        return torch.cat(list(self.iter_samples(n, seed, batch_size, labels)))
 
-        The concatenated batches equal `sample(n, seed, batch_size=batch_size)`, truncated or not, but only
-        one batch (and one chunk of noise) is held at a time. The last batch may be shorter.
+    def iter_samples(
+        self, n: int, seed: int | None = None, batch_size: int = 512, labels: Any = None
+    ) -> Iterator[torch.Tensor]:
+        """Return `sample(n, seed, labels)` as an iterator over consecutive batches of `batch_size` samples.
+
+        The concatenated batches equal `sample(n, seed, labels, batch_size=batch_size)`, truncated or not,
+        but only one batch (and one chunk of noise) is held at a time. The last batch may be shorter.
         """
         if n <= 0:
             raise UserError(f"n must be at least 1, got {n}")
         if batch_size <= 0:
             raise UserError(f"batch_size must be at least 1, got {batch_size}")
-        if self.jacobian_reject:
-            latents = self._accepted_latents(seed, batch_size)
-        else:
-            latents = self._noise(seed, n)
-        return (self.decode(z, batch_size) for z in _rebatch(latents, n, batch_size))
+        y = self.labels(n, labels, seed)
+        if y is None:
+            if self.jacobian_reject:
+                latents = self._accepted_latents(seed, batch_size)
+            else:
+                latents = self._noise(seed, n)
+            return (self.decode(z, batch_size) for z in _rebatch(latents, n, batch_size))
+        return self._iter_conditional(n, seed, batch_size, y)
+
+    def _iter_conditional(
+        self, n: int, seed: int | None, batch_size: int, y: torch.Tensor
+    ) -> Iterator[torch.Tensor]:
+        classes = y.split(batch_size)
+        if not self.jacobian_reject:
+            for z, part in zip(_rebatch(self._noise(seed, n), n, batch_size), classes, strict=True):
+                yield self.decode(z, batch_size, part)
+            return
+        # One stream of accepted latents per class; the samples of class c take its latents in order.
+        streams: dict[int, Iterator[torch.Tensor]] = {}
+        held: dict[int, torch.Tensor] = {}
+        for part in classes:
+            z = torch.empty(len(part), self.latent_dim)
+            for label in part.unique().tolist():
+                rows = (part == label).nonzero().flatten()
+                if label not in streams:
+                    streams[label] = self._accepted_latents(seed, batch_size, label)
+                    held[label] = torch.empty(0, self.latent_dim)
+                while len(held[label]) < len(rows):
+                    held[label] = torch.cat([held[label], next(streams[label])])
+                z[rows], held[label] = held[label][: len(rows)], held[label][len(rows) :]
+            yield self.decode(z, batch_size, part)
+
+    def class_grid(self, count: int, seed: int) -> tuple[torch.Tensor, int]:
+        """Return (samples, columns) of a class grid: one row per class, the same latents in every row.
+
+        `count` is rounded to a multiple of the classes, with 1 to MAX_GRID_COLUMNS columns; at most the
+        first MAX_GRID_CLASSES classes get a row. Latents from `latents(columns, seed)`, untruncated.
+        """
+        classes = self.num_classes
+        if classes is None:
+            raise UserError(f"a class grid needs a conditional generator, not {type(self.net).__name__}")
+        rows = min(classes, MAX_GRID_CLASSES)
+        columns = max(1, min(MAX_GRID_COLUMNS, round(count / rows)))
+        z = self.latents(columns, seed).repeat(rows, 1)  # (rows * columns, latent_dim): row r is class r
+        labels = torch.arange(rows).repeat_interleave(columns)
+        return self.decode(z, labels=labels), columns
 
     # -- Jacobian truncation --------------------------------------------------------------------------
 
     @torch.no_grad()
     def latent_norms(
-        self, z: torch.Tensor, batch_size: int = 512, generator: torch.Generator | None = None
+        self,
+        z: torch.Tensor,
+        batch_size: int = 512,
+        generator: torch.Generator | None = None,
+        labels: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Return the Jacobian norm of G at each latent of `z` (n, latent_dim), on the CPU: (n,).
 
@@ -208,6 +323,7 @@ class Sampler:
         Always computed in fp32, whatever `precision`: the threshold is a quantile of these norms and must
         be a property of the weights alone, not of the precision or the hardware that samples; and in bf16
         (8 bits of mantissa) a latent near the threshold could be kept or dropped by rounding alone.
+        A conditional generator needs the (n,) `labels` the latents decode with.
         """
         probes = None
         if self.latent_dim > EXACT_JACOBIAN_DIMS:
@@ -217,7 +333,8 @@ class Sampler:
             for start in range(0, len(z), batch_size):
                 part = z[start : start + batch_size].to(device)
                 part_probes = None if probes is None else probes[:, start : start + batch_size].to(device)
-                norms.append(jacobian_norms(self.net, part, part_probes).cpu())
+                part_labels = None if labels is None else labels[start : start + batch_size].to(device)
+                norms.append(jacobian_norms(self.net, part, part_probes, part_labels).cpu())
         return torch.cat(norms)
 
     def truncation_threshold(self, batch_size: int = 512) -> float:
@@ -226,7 +343,9 @@ class Sampler:
         if self._threshold is None or self._threshold[0] != digest:
             generator = torch.Generator().manual_seed(CALIBRATION_SEED)
             z = torch.randn(CALIBRATION_LATENTS, self.latent_dim, generator=generator)
-            norms = self.latent_norms(z, batch_size, generator).double()
+            classes = self.num_classes
+            labels = None if classes is None else torch.arange(CALIBRATION_LATENTS) % classes
+            norms = self.latent_norms(z, batch_size, generator, labels).double()
             self._threshold = (digest, float(torch.quantile(norms, 1 - self.jacobian_reject)))
         return self._threshold[1]
 
@@ -234,22 +353,28 @@ class Sampler:
         """Return `n` latents below the truncation threshold, drawn in order from the seeded stream."""
         return torch.cat(list(_rebatch(self._accepted_latents(seed, batch_size), n, batch_size)))
 
-    def _accepted_latents(self, seed: int | None, batch_size: int = 512) -> Iterator[torch.Tensor]:
+    def _accepted_latents(
+        self, seed: int | None, batch_size: int = 512, label: int | None = None
+    ) -> Iterator[torch.Tensor]:
         """Yield, without end, the latents of the noise stream of `seed` that truncation keeps, in order.
 
         The candidates are `latents(m, seed)` for any m that is a whole number of chunks, tested
         TRUNCATION_BLOCK at a time; so the kept latents are a subsequence of the untruncated ones and do not
         depend on n or on the batch size. Probe directions (latents above 8 dimensions) come from a
-        generator of their own, so that they leave the noise stream alone.
+        generator of their own, so that they leave the noise stream alone. A conditional generator is tested
+        with every latent decoding as class `label`.
         """
         threshold = self.truncation_threshold(batch_size)
         probe_seed = None if seed is None else seed + PROBE_SEED_OFFSET
         probes = torch.Generator().manual_seed(probe_seed) if probe_seed is not None else None
         for chunk in self._noise(seed):
             for block in chunk.split(TRUNCATION_BLOCK):
-                yield block[self.latent_norms(block, batch_size, probes) <= threshold]
+                labels = None if label is None else torch.full((len(block),), label)
+                yield block[self.latent_norms(block, batch_size, probes, labels) <= threshold]
 
-    def save(self, path: str | Path, n: int, seed: int | None = None, batch_size: int = 512) -> Path:
+    def save(
+        self, path: str | Path, n: int, seed: int | None = None, batch_size: int = 512, labels: Any = None
+    ) -> Path:
         """Write `n` samples to `path` (a .png grid or scatter plot, or an .npz array `x`) and return it.
 
         An .npz is written batch by batch as it is sampled, so n may be in the millions; a .png holds at
@@ -260,14 +385,15 @@ class Sampler:
         path = Path(path)
         kind = self.data.kind
         if path.suffix.lower() == ".npz":
-            batches = (samples_array(b, kind) for b in self.iter_samples(n, seed, batch_size))
+            batches = (samples_array(b, kind) for b in self.iter_samples(n, seed, batch_size, labels))
             dtype = np.uint8 if kind == "images" else np.float32
             return write_npz(path, batches, (n, *self.data.shape), dtype)
         if path.suffix.lower() == ".png" and n > MAX_GRID_SAMPLES:
             raise UserError(
                 f"n: a .png holds at most {MAX_GRID_SAMPLES} samples, got {n}; write an .npz for more"
             )
-        return save_samples(self.sample(n, seed=seed, batch_size=batch_size), kind, path)
+        samples = self.sample(n, seed=seed, labels=labels, batch_size=batch_size)
+        return save_samples(samples, kind, path)
 
 
 def load_generator(

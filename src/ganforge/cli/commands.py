@@ -146,6 +146,10 @@ def sample(
         str | None,
         typer.Option(help="Autocast precision: fp32, bf16 or fp16 (CUDA only); default: the run's"),
     ] = None,
+    label: Annotated[
+        int | None,
+        typer.Option(help="Class of every sample (conditional runs only); default: classes drawn uniformly"),
+    ] = None,
 ) -> int:
     """Draw samples from a trained generator into a PNG grid or an npz array (streamed: any --n)."""
     from ganforge.sampling import MAX_GRID_SAMPLES, PRECISIONS, load_generator
@@ -165,8 +169,14 @@ def sample(
     if precision is not None and precision not in PRECISIONS:
         raise UserError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
     sampler = load_generator(run, jacobian_reject=jacobian_reject, precision=precision)
+    if label is not None:
+        classes = sampler.num_classes
+        if classes is None:
+            raise UserError(f"--label: {str(run)!r} is an unconditional run; it takes no labels")
+        if not 0 <= label < classes:
+            raise UserError(f"--label: class {label} is outside the trained classes 0..{classes - 1}")
     try:
-        path = sampler.save(out, n, seed=seed)
+        path = sampler.save(out, n, seed=seed, labels=label)
     except OSError as exc:
         raise UserError(f"--out: cannot write {str(out)!r} ({exc.strerror or exc})") from None
     print(f"wrote {n} samples to {path}", file=sys.stderr)

@@ -145,7 +145,11 @@ def line_survives_rewind(line: str, to_step: int) -> bool:
 
 
 class SampleGrids(Callback):
-    """Every `every` steps, samples from fixed noise (the EMA generator when there is one) to samples/."""
+    """Every `every` steps, samples from fixed noise (the EMA generator when there is one) to samples/.
+
+    For a conditional generator of images the grid has one row per class (Sampler.class_grid): `count`
+    rounded to a multiple of the classes, at most 10 columns, the same noise in every row.
+    """
 
     def __init__(self, run_dir: Path, every: int, count: int, seed: int = 1234) -> None:
         self.folder = run_dir / "samples"
@@ -154,8 +158,13 @@ class SampleGrids(Callback):
         self.seed = seed  # its own generator: the training RNG streams are not touched
 
     def write(self, trainer: Trainer) -> None:
-        samples = trainer.sampler().sample(self.count, seed=self.seed)
-        path = save_samples(samples, trainer.data.info.kind, self.folder / f"step_{trainer.step:08d}.png")
+        sampler, kind = trainer.sampler(), trainer.data.info.kind
+        path = self.folder / f"step_{trainer.step:08d}.png"
+        if sampler.num_classes is not None and kind == "images":
+            samples, columns = sampler.class_grid(self.count, seed=self.seed)
+            path = save_samples(samples, kind, path, columns=columns)
+        else:
+            path = save_samples(sampler.sample(self.count, seed=self.seed), kind, path)
         logger = next((c for c in trainer.callbacks if isinstance(c, MetricsLogger)), None)
         if logger is not None and logger.writer is not None:
             import numpy as np

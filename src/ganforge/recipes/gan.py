@@ -11,6 +11,8 @@ every `n_critic` steps, optionally against a discriminator unrolled `unrolled_st
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.func import functional_call
@@ -80,12 +82,18 @@ class AdversarialGAN(Recipe):
         self.objective = context.objective
         self.stability = tricks = stability_for(context)
         # G is built first: the nets' initial weights come from the seeded RNG in this order.
-        generator = context.net("generator", self.default_generator, data_shape=data.shape, latent_dim=latent)
+        extra = self.net_arguments(context)
+        generator = context.net(
+            "generator", self.default_generator, data_shape=data.shape, latent_dim=latent, **extra
+        )
         d_class = NETS.get(
             context.config.nets.discriminator.name or self.default_discriminator, "nets.discriminator.name"
         )
         discriminator = context.net(
-            "discriminator", self.default_discriminator, **discriminator_options(tricks, data, d_class)
+            "discriminator",
+            self.default_discriminator,
+            **discriminator_options(tricks, data, d_class),
+            **extra,
         )
         if tricks.spectral_norm:
             apply_spectral_norm(discriminator)
@@ -107,6 +115,10 @@ class AdversarialGAN(Recipe):
             phases.append(Phase("Dreg", "discriminator", self.r1_loss, interval=tricks.r1_every))
         phases.append(Phase("G", "generator", self.generator_loss, interval=tricks.n_critic))
         self.phases = tuple(phases)
+
+    def net_arguments(self, context: RecipeContext) -> dict[str, object]:
+        """Return the run-set constructor arguments both nets get beyond the data shape (none here)."""
+        return {}
 
     # -- what D sees ----------------------------------------------------------------------------------
 
@@ -144,18 +156,32 @@ class AdversarialGAN(Recipe):
     # -- phases ---------------------------------------------------------------------------------------
 
     def discriminator_loss(self, batch: Batch) -> tuple[torch.Tensor, Stats]:
-        tricks = self.stability
         with torch.no_grad():
             fake = self.nets["generator"](self.noise(len(batch), batch.x))
         real_seen, fake_seen = self.seen(batch.x), self.seen(fake)
         real_logits, fake_logits = self.score(real_seen), self.score(fake_seen)  # (B / pac,)
+        return self.adversarial_terms(real_logits, fake_logits, self.score, real_seen, fake_seen)
+
+    def adversarial_terms(
+        self,
+        real_logits: torch.Tensor,
+        fake_logits: torch.Tensor,
+        critic: Callable[[torch.Tensor], torch.Tensor],
+        real_seen: torch.Tensor,
+        fake_seen: torch.Tensor,
+    ) -> tuple[torch.Tensor, Stats]:
+        """Return D's adversarial loss with the configured penalties (gradient penalty, LeCam), and stats.
+
+        `critic` scores seen samples (the gradient penalty calls it on mixes of `real_seen` and `fake_seen`).
+        """
+        tricks = self.stability
         if tricks.real_label != 1.0:
             loss = self.objective.discriminator_loss(real_logits, fake_logits, real_label=tricks.real_label)
         else:
             loss = self.objective.discriminator_loss(real_logits, fake_logits)
         stats = {"loss_D": loss.detach(), **self._probability_stats(real_logits, fake_logits)}
         if tricks.gradient_penalty:
-            penalty = gradient_penalty(self.score, real_seen, fake_seen)
+            penalty = gradient_penalty(critic, real_seen, fake_seen)
             loss = loss + tricks.gradient_penalty * penalty
             stats["gradient_penalty"] = penalty.detach()
         if self.lecam_anchors is not None:

@@ -85,8 +85,11 @@ def png_bytes(picture: Image.Image | Figure, dpi: float | None = None) -> bytes:
     return buffer.getvalue()
 
 
-def save_samples(samples: torch.Tensor, kind: str, path: Path) -> Path:
-    """Write samples to a .png (grid of images, or scatter of 2-D points) or an .npz (array `x`)."""
+def save_samples(samples: torch.Tensor, kind: str, path: Path, columns: int | None = None) -> Path:
+    """Write samples to a .png (grid of images, or scatter of 2-D points) or an .npz (array `x`).
+
+    `columns` sets the images per row of a grid (default: a square grid).
+    """
     from ganforge.sampling import to_uint8_images
 
     suffix = path.suffix.lower()
@@ -97,7 +100,7 @@ def save_samples(samples: torch.Tensor, kind: str, path: Path) -> Path:
         array = samples_array(samples, kind)
         write_npz(path, [array], array.shape, array.dtype)
     elif kind == "images":
-        image_grid(to_uint8_images(samples)).save(path)
+        image_grid(to_uint8_images(samples), columns=columns).save(path)
     elif samples.shape[1:] == (2,):
         scatter_plot(samples.numpy(), path)
     else:

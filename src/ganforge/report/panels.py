@@ -32,6 +32,7 @@ NEIGHBOUR_QUERIES = 8  # generated images whose nearest training images are show
 NEIGHBOURS = 3
 STRIPS, STRIP_LENGTH = 3, 10  # latent interpolation: strips of images each
 PROGRESS_GRIDS = 8  # at most this many grids from samples/
+CLASS_GRID_COUNT, CLASS_GRID_SEED = 100, 4  # the class grid of a conditional run: 10 columns for 10 classes
 CELL = 56  # CSS pixels per image in grids (8x8 digits enlarged 7 times, 28x28 twice)
 PLOT_DPI = 150  # plots are drawn at 1.5x their CSS size: sharp on high-density screens
 
@@ -80,7 +81,24 @@ def real_vs_generated(run: RunContents) -> str:
         sampler = run.sampler
         caption = f"{len(run.generated)} generated images ({sampler.weights} weights, step {sampler.step})"
         parts.append(figure(_grid(run.generated, 8, "generated images"), caption))
-    return f'<div class="row">{"".join(parts)}</div>' + _missing(run, "data", "generator")
+    grid = _class_grid(run)
+    return f'<div class="row">{"".join(parts)}</div>' + grid + _missing(run, "data", "generator")
+
+
+def _class_grid(run: RunContents) -> str:
+    """Return a conditional generator's class grid (one row per class, the same noise in each); else ""."""
+    sampler = run.sampler
+    if sampler is None or sampler.num_classes is None:
+        return ""
+    samples, columns = sampler.class_grid(CLASS_GRID_COUNT, seed=CLASS_GRID_SEED)
+    samples = torch.nan_to_num(samples, 0.0, 0.0, 0.0)
+    rows = len(samples) // columns
+    shown = "" if rows == sampler.num_classes else f" (the first {rows} of {sampler.num_classes} classes)"
+    caption = (
+        f"Class grid, one row per class{shown}: row k shows class k, each column the same latent "
+        f"({sampler.weights} weights, step {sampler.step})."
+    )
+    return figure(_grid(samples, columns, "class grid"), caption)
 
 
 def _points(run: RunContents) -> str:
@@ -318,10 +336,15 @@ def latent_interpolation(run: RunContents) -> str | None:
     ends = run.sampler.latents(2 * STRIPS, seed=INTERPOLATION_SEED)  # (2 * STRIPS, latent_dim)
     fractions = torch.linspace(0, 1, STRIP_LENGTH)
     path = torch.cat([slerp(ends[2 * i], ends[2 * i + 1], fractions) for i in range(STRIPS)])
-    images = torch.nan_to_num(run.sampler.decode(path), 0.0, 0.0, 0.0)
+    classes = run.sampler.num_classes
+    labels = None  # a conditional generator keeps one class along each strip: row r is class r mod K
+    if classes is not None:
+        labels = (torch.arange(STRIPS) % classes).repeat_interleave(STRIP_LENGTH)
+    images = torch.nan_to_num(run.sampler.decode(path, labels=labels), 0.0, 0.0, 0.0)
     caption = (
-        f"Each row: {STRIP_LENGTH} images along the spherical path (slerp) between two random latents. "
-        "Smooth changes suggest a well-behaved latent space; sudden jumps or repeats suggest gaps or "
+        f"Each row: {STRIP_LENGTH} images along the spherical path (slerp) between two random latents"
+        + (", the class fixed (row k: class k)" if classes is not None else "")
+        + ". Smooth changes suggest a well-behaved latent space; sudden jumps or repeats suggest gaps or "
         "collapse."
     )
     return figure(_grid(images, STRIP_LENGTH, "latent interpolation"), caption)
