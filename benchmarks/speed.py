@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch._inductor.utils import fresh_cache
 from torch.utils.flop_counter import FlopCounterMode
 
+from engine_overhead import cpu_model  # the sibling benchmark script (benchmarks/ is on sys.path)
 from ganforge.config import RunConfig, resolve
 from ganforge.data import load_dataset
 from ganforge.engine import Trainer
@@ -476,16 +477,6 @@ def distributed_table(args: argparse.Namespace) -> list[str]:
 
 
 # -- the report ---------------------------------------------------------------------------------------------
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
