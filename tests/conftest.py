@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from ganforge.cli import main
 
@@ -28,6 +29,15 @@ def _test_cache(_session_cache: Path, tmp_path_factory: pytest.TempPathFactory, 
     folder = tmp_path_factory.mktemp("ganforge-cache")
     monkeypatch.setenv("GANFORGE_CACHE", str(folder))
     return folder
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads() -> Iterator[None]:
+    """Give back torch's thread count after each test: a Trainer built with `training.threads` and never fit
+    keeps the count it set, and oneDNN's bf16 results depend on the number of threads."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")

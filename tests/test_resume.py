@@ -26,6 +26,7 @@ DCGAN = [
     "nets.discriminator.options.width=16",
     "training.batch_size=32",
     "training.ema_decay=0.9",
+    "training.threads=2",  # in-process and subprocess parts alike: bf16 results depend on the thread count
     "logging.tensorboard=false",
     "logging.checkpoint_every=5",
     "logging.sample_every=7",
