@@ -152,11 +152,6 @@ def barrier() -> None:
         dist.barrier()
 
 
-def close() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
-
-
 # -- the single-machine launcher behind `--nproc` ---------------------------------------------------------
 
 

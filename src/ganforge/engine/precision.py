@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from ganforge.errors import UserError
-
-log = logging.getLogger("ganforge")
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 FAST_BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")  # x86 instructions with native bf16 dot products

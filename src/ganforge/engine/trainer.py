@@ -192,17 +192,17 @@ class Trainer:
                     self.step += 1
                     for callback in self.callbacks:
                         callback.on_step_end(self, stats)
-                    if self.world.distributed:
-                        self._agree_with_rank_0()
+                    signum, stop, rollback = self._decisions()
                     if self.step % self.config.logging.checkpoint_every == 0:
                         self.save_checkpoint()
-                    if self._rollback_for is not None:
-                        self._roll_back(self._rollback_for)
-                    if self._stop_signal is not None:
-                        reason = "interrupted"
+                    if rollback is not None:
+                        self._roll_back(rollback)  # may stop instead (the same decision on every rank)
+                        stop = stop or self._stop_reason
+                    if signum is not None:
+                        self._stop_signal, reason = signum, "interrupted"
                         break
-                    if self._stop_reason is not None:
-                        reason = "stopped"
+                    if stop is not None:
+                        self._stop_reason, reason = stop, "stopped"
                         break
                 if self._last_checkpoint != ckpt.checkpoint_path(self.checkpoint_dir, self.step):
                     self.save_checkpoint()
@@ -215,22 +215,28 @@ class Trainer:
             distributed.barrier()  # no rank leaves before rank 0 has written everything
         return TrainResult(self.run_dir, self.step, reason, self._stop_signal, self._stop_reason)
 
-    def _agree_with_rank_0(self) -> None:
-        """Share this step's decisions across the processes, so that all stop or roll back together.
+    def _decisions(self) -> tuple[int | None, str | None, Alert | None]:
+        """Return what to act on after this step: (signal, monitor's stop reason, rollback alert).
 
-        A signal reaching any process stops all of them; a monitor's stop or rollback (rank 0's callbacks)
-        is taken up by every rank.
+        In a distributed run these are the values all processes agree on through one all-reduce, never the
+        live attributes: a signal can land on one process just after the vote and on another just before,
+        and acting on it at once would stop them at different steps (each then waits for the other forever).
+        A signal that misses this step's vote is counted at the next step's. A monitor's stop or rollback
+        comes from rank 0's callbacks and is taken up by every rank.
         """
+        if not self.world.distributed:
+            return self._stop_signal, self._stop_reason, self._rollback_for
         signum, stop, rollback = distributed.agree(
             [self._stop_signal or 0, self._stop_reason is not None, self._rollback_for is not None],
             self.device,
         )
-        if signum and self._stop_signal is None:
-            self._stop_signal = signum
-        if stop and self._stop_reason is None:
-            self._stop_reason = "stopped by rank 0's monitors"
-        if rollback and self._rollback_for is None:
-            self._rollback_for = Alert(self.step, "rank 0", "rank 0's monitors asked for a rollback")
+        return (
+            signum or None,
+            (self._stop_reason or "stopped by rank 0's monitors") if stop else None,
+            (self._rollback_for or Alert(self.step, "rank 0", "rank 0's monitors asked for a rollback"))
+            if rollback
+            else None,
+        )
 
     def train_step(self, batch: Batch) -> Stats:
         """Run every phase due at this step on `batch`; return the phases' stats."""
