@@ -32,7 +32,7 @@ def is_conditional(name: str) -> bool:
 def build(name: str, shape: tuple[int, ...]) -> torch.nn.Module | None:
     """Return the net `name` for `shape` at its smallest sensible size, or None if it refuses the shape."""
     cls = NETS.get(name)
-    small = {"width": 8} if "dcgan" in name else {"hidden": (16, 16)}
+    small = {"width": 8} if "dcgan" in name or "lapgan" in name else {"hidden": (16, 16)}
     context = (
         {"data_shape": shape, "latent_dim": LATENT} if name.endswith("_generator") else {"data_shape": shape}
     )
@@ -109,7 +109,7 @@ def tiny_config(recipe: str, objective: str, **extra: str):
         "logging.grid_size=4",
         *(f"{k}={v}" for k, v in extra.items()),
     ]
-    if cls.example_data in ("digits", "mnist5k"):
+    if cls.example_data in ("digits", "mnist5k", "shapes"):
         overrides += ["nets.generator.options.width=8", "nets.discriminator.options.width=8"]
     else:
         overrides += ["nets.generator.options.hidden=[16,16]", "nets.discriminator.options.hidden=[16,16]"]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -136,6 +136,23 @@ class Sampler:
         return self.net.latent_dim
 
     @property
+    def takes_text(self) -> bool:
+        """Return whether the generator is text-conditional (nets/text.py): `sample(..., text=...)`."""
+        return hasattr(self.net, "text_dim")
+
+    def text_embeddings(self, n: int, text: str | Sequence[str]) -> torch.Tensor:
+        """Return (n, text_dim) embeddings of `text` (one sentence for all n, or n sentences), made by the
+        encoder the generator was trained with."""
+        from ganforge.text import encode_texts
+
+        if not self.takes_text:
+            raise UserError(f"text: this generator has no text conditioning ({type(self.net).__name__})")
+        texts = [text] * n if isinstance(text, str) else list(text)
+        if len(texts) != n or not all(isinstance(t, str) and t.strip() for t in texts):
+            raise UserError(f"text: expected one sentence or {n} non-empty sentences")
+        return encode_texts(self.net.encoder, texts)
+
+    @property
     def num_classes(self) -> int | None:
         """Return the number of classes of a conditional generator; None for an unconditional one."""
         return getattr(self.net, "num_classes", None)
@@ -217,12 +234,30 @@ class Sampler:
             self.net.train(was_training)
 
     @torch.inference_mode()
-    def decode(self, z: torch.Tensor, batch_size: int = 512, labels: Any = None) -> torch.Tensor:
+    def decode(
+        self,
+        z: torch.Tensor,
+        batch_size: int = 512,
+        labels: Any = None,
+        text: str | Sequence[str] | None = None,
+    ) -> torch.Tensor:
         """Return the float32 samples for latents `z` (n, latent_dim), on the CPU; images are in [-1, 1].
 
         A conditional generator decodes with `labels` (as in `sample`); None cycles the classes over the
-        rows, 0, 1, ..., K-1, 0, ... (no randomness: a decoded path stays a path).
+        rows, 0, 1, ..., K-1, 0, ... (no randomness: a decoded path stays a path). A text-conditional one
+        decodes with `text` instead when given: one sentence for every row, or one per row.
         """
+        if text is not None:
+            if labels is not None:
+                raise UserError("labels and text: give one or the other, not both")
+            embeddings = self.text_embeddings(len(z), text)
+            with self._evaluating() as device, self._autocast(device):
+                return torch.cat(
+                    [
+                        self.net(part.to(device), text=words.to(device)).float().cpu()
+                        for part, words in zip(z.split(batch_size), embeddings.split(batch_size), strict=True)
+                    ]
+                )
         y = None
         if self.num_classes is not None:
             y = torch.arange(len(z)) % self.num_classes if labels is None else self.labels(len(z), labels)
@@ -239,18 +274,29 @@ class Sampler:
         return torch.cat(chunks)
 
     def sample(
-        self, n: int, seed: int | None = None, labels: Any = None, batch_size: int = 512
+        self,
+        n: int,
+        seed: int | None = None,
+        labels: Any = None,
+        batch_size: int = 512,
+        text: str | Sequence[str] | None = None,
     ) -> torch.Tensor:
         """Return `n` samples on the CPU; images are (n, C, H, W) in [-1, 1]. Same seed, same samples.
 
         `labels` (conditional generators only): an int, n ints, or None for uniformly drawn classes.
+        `text` (text-conditional generators only): one sentence, or n; the latents are the seed's as ever.
         """
-        return torch.cat(list(self.iter_samples(n, seed, batch_size, labels)))
+        return torch.cat(list(self.iter_samples(n, seed, batch_size, labels, text)))
 
     def iter_samples(
-        self, n: int, seed: int | None = None, batch_size: int = 512, labels: Any = None
+        self,
+        n: int,
+        seed: int | None = None,
+        batch_size: int = 512,
+        labels: Any = None,
+        text: str | Sequence[str] | None = None,
     ) -> Iterator[torch.Tensor]:
-        """Return `sample(n, seed, labels)` as an iterator over consecutive batches of `batch_size` samples.
+        """Return `sample(n, seed, labels, text)` as an iterator over consecutive batches of `batch_size`.
 
         The concatenated batches equal `sample(n, seed, labels, batch_size=batch_size)`, truncated or not,
         but only one batch (and one chunk of noise) is held at a time. The last batch may be shorter.
@@ -259,6 +305,21 @@ class Sampler:
             raise UserError(f"n must be at least 1, got {n}")
         if batch_size <= 0:
             raise UserError(f"batch_size must be at least 1, got {batch_size}")
+        if text is not None:
+            if labels is not None:
+                raise UserError("labels and text: give one or the other, not both")
+            if self.jacobian_reject:
+                raise UserError(
+                    "text: Jacobian truncation is per class, not per sentence; sample with it off"
+                )
+            texts = [text] * n if isinstance(text, str) else list(text)
+            self.text_embeddings(n, texts)  # checks the generator and the sentences before any work
+            starts = range(0, n, batch_size)
+            batches = _rebatch(self._noise(seed, n), n, batch_size)
+            return (
+                self.decode(z, batch_size, text=texts[start : start + len(z)])
+                for start, z in zip(starts, batches, strict=True)
+            )
         y = self.labels(n, labels, seed)
         if y is None:
             if self.jacobian_reject:
@@ -373,7 +434,13 @@ class Sampler:
                 yield block[self.latent_norms(block, batch_size, probes, labels) <= threshold]
 
     def save(
-        self, path: str | Path, n: int, seed: int | None = None, batch_size: int = 512, labels: Any = None
+        self,
+        path: str | Path,
+        n: int,
+        seed: int | None = None,
+        batch_size: int = 512,
+        labels: Any = None,
+        text: str | Sequence[str] | None = None,
     ) -> Path:
         """Write `n` samples to `path` (a .png grid or scatter plot, or an .npz array `x`) and return it.
 
@@ -385,14 +452,14 @@ class Sampler:
         path = Path(path)
         kind = self.data.kind
         if path.suffix.lower() == ".npz":
-            batches = (samples_array(b, kind) for b in self.iter_samples(n, seed, batch_size, labels))
+            batches = (samples_array(b, kind) for b in self.iter_samples(n, seed, batch_size, labels, text))
             dtype = np.uint8 if kind == "images" else np.float32
             return write_npz(path, batches, (n, *self.data.shape), dtype)
         if path.suffix.lower() == ".png" and n > MAX_GRID_SAMPLES:
             raise UserError(
                 f"n: a .png holds at most {MAX_GRID_SAMPLES} samples, got {n}; write an .npz for more"
             )
-        samples = self.sample(n, seed=seed, labels=labels, batch_size=batch_size)
+        samples = self.sample(n, seed=seed, labels=labels, batch_size=batch_size, text=text)
         return save_samples(samples, kind, path)
 
 

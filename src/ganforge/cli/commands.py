@@ -150,6 +150,12 @@ def sample(
         int | None,
         typer.Option(help="Class of every sample (conditional runs only); default: classes drawn uniformly"),
     ] = None,
+    text: Annotated[
+        str | None,
+        typer.Option(
+            help='Sentence every sample is drawn for (text-to-image runs only), e.g. "a red circle"'
+        ),
+    ] = None,
 ) -> int:
     """Draw samples from a trained generator into a PNG grid or an npz array (streamed: any --n)."""
     from ganforge.sampling import MAX_GRID_SAMPLES, PRECISIONS, load_generator
@@ -175,8 +181,18 @@ def sample(
             raise UserError(f"--label: {str(run)!r} is an unconditional run; it takes no labels")
         if not 0 <= label < classes:
             raise UserError(f"--label: class {label} is outside the trained classes 0..{classes - 1}")
+    if text is not None:
+        if label is not None:
+            raise UserError("--text: give --label or --text, not both")
+        if not sampler.takes_text:
+            raise UserError(f"--text: {str(run)!r} has no text conditioning; it takes no text")
+        if not text.strip():
+            raise UserError("--text: the sentence is empty")
+        if sampler.jacobian_reject:
+            sampler.jacobian_reject = 0.0  # truncation is per class; a sentence has none
+            print("--text: sampling without Jacobian truncation", file=sys.stderr)
     try:
-        path = sampler.save(out, n, seed=seed, labels=label)
+        path = sampler.save(out, n, seed=seed, labels=label, text=text)
     except OSError as exc:
         raise UserError(f"--out: cannot write {str(out)!r} ({exc.strerror or exc})") from None
     print(f"wrote {n} samples to {path}", file=sys.stderr)

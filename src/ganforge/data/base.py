@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ class DataInfo:
     kind: Literal["images", "points"]  # images are (C, H, W) in [-1, 1]; points are vectors
     shape: tuple[int, ...]  # shape of one sample
     num_classes: int | None  # None when the data has no labels
+    # Captioned data (data/captions.py): for each class, the phrasings of its caption; None otherwise.
+    captions: tuple[tuple[str, ...], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -62,8 +65,7 @@ def load_dataset(config: DataConfig) -> TensorData:
     size = config.image_size
     if data.info.kind == "images" and size and tuple(data.x.shape[-2:]) != (size, size):
         x = resize_images(data.x, size)
-        info = DataInfo(data.info.name, "images", tuple(x.shape[1:]), data.info.num_classes)
-        data = TensorData(x, data.y, info)
+        data = TensorData(x, data.y, dataclasses.replace(data.info, shape=tuple(x.shape[1:])))
     return data
 
 

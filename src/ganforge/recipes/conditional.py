@@ -54,6 +54,7 @@ class ConditionalGAN(AdversarialGAN):
     image_nets = ("cond_dcgan_generator", "cond_dcgan_discriminator")  # (G, D) for images
     point_nets = ("cond_mlp_generator", "cond_mlp_discriminator")  # (G, D) for points and other shapes
     auxiliary_classifier = False  # D returns class logits (acgan) instead of taking labels
+    conditioned_by = "num_classes"  # the constructor argument that marks a net fit for this recipe
     example_data = "digits"
 
     def __init__(self, context: RecipeContext) -> None:
@@ -80,7 +81,7 @@ class ConditionalGAN(AdversarialGAN):
         ):
             field = f"nets.{role}.name"
             cls = NETS.get(getattr(context.config.nets, role).name or default, field)
-            conditional = "num_classes" in inspect.signature(cls.__init__).parameters
+            conditional = self.conditioned_by in inspect.signature(cls.__init__).parameters
             wrong_kind = role == "discriminator" and (
                 issubclass(cls, AuxiliaryClassifier) != self.auxiliary_classifier
             )
