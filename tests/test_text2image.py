@@ -197,6 +197,8 @@ def test_cli_samples_from_text(text_run, tmp_path, capsys) -> None:
     assert code == 0 and out.is_file(), err
     code, err = run_cli(capsys, "sample", text_run, "--text", "a red circle", "--label", "2", "--out", out)
     assert code == 2 and "--text: give --label or --text, not both" in err
+    code, err = run_cli(capsys, "sample", text_run, "--text", "  ", "--out", out)
+    assert code == 2 and "--text: the sentence is empty" in err
 
 
 def test_text_for_a_run_without_text_conditioning_is_one_line(tiny_run, tmp_path, capsys) -> None:
