@@ -145,12 +145,16 @@ class Sampler:
         encoder the generator was trained with."""
         from ganforge.text import encode_texts
 
+        return encode_texts(self.net.encoder, self._sentences(n, text))
+
+    def _sentences(self, n: int, text: str | Sequence[str]) -> list[str]:
+        """Return `text` as n sentences, checked (without encoding them) against this generator."""
         if not self.takes_text:
             raise UserError(f"text: this generator has no text conditioning ({type(self.net).__name__})")
         texts = [text] * n if isinstance(text, str) else list(text)
         if len(texts) != n or not all(isinstance(t, str) and t.strip() for t in texts):
             raise UserError(f"text: expected one sentence or {n} non-empty sentences")
-        return encode_texts(self.net.encoder, texts)
+        return texts
 
     @property
     def num_classes(self) -> int | None:
@@ -312,8 +316,7 @@ class Sampler:
                 raise UserError(
                     "text: Jacobian truncation is per class, not per sentence; sample with it off"
                 )
-            texts = [text] * n if isinstance(text, str) else list(text)
-            self.text_embeddings(n, texts)  # checks the generator and the sentences before any work
+            texts = self._sentences(n, text)  # checked here; each batch's are encoded as it is drawn
             starts = range(0, n, batch_size)
             batches = _rebatch(self._noise(seed, n), n, batch_size)
             return (
