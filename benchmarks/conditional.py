@@ -6,7 +6,7 @@ images; the same LeNet trained on the real training images gives the reference a
 CAS >= 95% of the real-data accuracy (ratio >= 0.95).
 
     .venv/bin/python benchmarks/conditional.py [--steps 2000] [--per-class 400] [--epochs 12] [--threads N]
-        [--recipes cgan,acgan,projection]
+        [--recipes cgan,acgan,projection] [--set KEY=VALUE ...]
 """
 
 from __future__ import annotations
@@ -35,6 +35,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=12, help="epochs of each LeNet")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for training")
     parser.add_argument("--recipes", default=",".join(RECIPES), help="comma-separated recipes to run")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="config override for every recipe"
+    )
     args = parser.parse_args()
 
     config = resolve(preset="cgan-mnist5k", overrides=[f"data.holdout={HOLDOUT}"])
@@ -49,6 +52,7 @@ def main() -> None:
                 f"training.steps={args.steps}",
                 f"data.holdout={HOLDOUT}",
                 "logging.tensorboard=false",
+                *args.set,
             ]
             if args.threads:
                 overrides.append(f"training.threads={args.threads}")
@@ -66,6 +70,8 @@ def main() -> None:
             rows.append((recipe, seconds, score))
 
     print(f"mnist5k, {args.steps} steps, {args.per_class} samples per class, LeNet {args.epochs} epochs")
+    if args.set:
+        print("overrides: " + " ".join(args.set))
     print(f"{'recipe':<12} {'train s':>8} {'CAS':>7} {'real acc':>9} {'ratio':>7}  target >= {TARGET:.2f}")
     for recipe, seconds, score in rows:
         verdict = "met" if score["cas_ratio"] >= TARGET else "not met"

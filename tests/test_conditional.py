@@ -99,6 +99,24 @@ def test_class_batch_norm_has_a_scale_and_shift_per_class() -> None:
     assert not norm.norm.affine  # the only affine is the per-class one
 
 
+@pytest.mark.parametrize("name", ["cbn_dcgan_generator", "cbn_mlp_generator"])
+def test_shared_class_embedding_feeds_every_class_norm(name: str) -> None:
+    net = NETS.get(name)(
+        data_shape=(1, 8, 8), latent_dim=8, num_classes=3, shared_embedding=5, **_small(name)
+    ).eval()
+    assert net.embed.weight.shape == (3, 5)
+    for norm in net.norms:  # gamma = 1 + W_g e, beta = W_b e, from the one embedding
+        assert norm.gamma.weight.shape[1] == norm.beta.weight.shape[1] == 5
+    z = torch.randn(4, 8)
+    y0, y1 = torch.zeros(4, dtype=torch.long), torch.ones(4, dtype=torch.long)
+    assert not torch.equal(net(z, y0), net(z, y1))  # the classes differ from the start
+    with torch.no_grad():
+        net.embed.weight.zero_()  # e = 0: every norm is the plain batch norm, the same for all classes
+    assert torch.equal(net(z, y0), net(z, y1))
+    with pytest.raises(ValueError, match="shared_embedding"):
+        NETS.get(name)(data_shape=(1, 8, 8), latent_dim=8, num_classes=3, shared_embedding=-1, **_small(name))
+
+
 def test_label_map_discriminator_sees_the_label() -> None:
     net = NETS.get("cond_dcgan_discriminator")(data_shape=(1, 8, 8), num_classes=K, width=8).eval()
     x = torch.randn(3, 1, 8, 8)

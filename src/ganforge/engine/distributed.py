@@ -19,6 +19,7 @@ forward pass a collective, which rank 0's monitors (which run G alone) cannot ta
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import signal
@@ -103,8 +104,16 @@ def setup(requested_device: str) -> tuple[World, torch.device]:
             raise UserError(f"distributed environment: {', '.join(missing)} not set (start with torchrun)")
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, rank=world.rank, world_size=world.size)
+        # Leave the group before the interpreter tears down: a gloo group still alive at exit can abort
+        # the process ("terminate called without an active exception") after a run that went well.
+        atexit.register(_leave)
         log.info("distributed: rank %d of %d, backend %s, device %s", world.rank, world.size, backend, device)
     return world, device
+
+
+def _leave() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def rank_seed(seed: int, rank: int) -> int:

@@ -42,21 +42,37 @@ def check_labels(y: torch.Tensor, n: int, num_classes: int) -> None:
 
 class ClassBatchNorm(nn.Module):
     """Class-conditional batch norm (de Vries et al. 2017; Miyato & Koyama 2018): batch norm without its
-    own affine, then a per-class scale gamma[y] and shift beta[y] (embeddings, initialised as DCGAN's
-    batch norm: gamma ~ N(1, 0.02), beta = 0)."""
+    own affine, then a per-class scale gamma and shift beta.
 
-    def __init__(self, features: int, num_classes: int, dims: Literal[1, 2]) -> None:
+    With `shared=0` (the projection paper) gamma and beta are per-class tables, initialised as DCGAN's
+    batch norm (gamma ~ N(1, 0.02), beta = 0), and `forward` takes the labels. With `shared=E` (BigGAN,
+    Brock et al. 2019) they are linear maps of an (N, E) class embedding that the generator shares across
+    its layers, gamma = 1 + W_g e and beta = W_b e, and `forward` takes that embedding.
+    """
+
+    def __init__(self, features: int, num_classes: int, dims: Literal[1, 2], shared: int = 0) -> None:
         super().__init__()
         norm = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
         self.norm = norm(features, affine=False)
-        self.gamma = nn.Embedding(num_classes, features)  # (K, C)
-        self.beta = nn.Embedding(num_classes, features)  # (K, C)
-        nn.init.normal_(self.gamma.weight, 1.0, 0.02)
-        nn.init.zeros_(self.beta.weight)
+        self.shared = shared
+        if shared:
+            self.gamma: nn.Module = nn.Linear(shared, features, bias=False)  # e (N, E) -> (N, C)
+            self.beta: nn.Module = nn.Linear(shared, features, bias=False)
+            for linear in (self.gamma, self.beta):
+                nn.init.normal_(linear.weight, 0.0, 0.02)
+        else:
+            self.gamma = nn.Embedding(num_classes, features)  # (K, C)
+            self.beta = nn.Embedding(num_classes, features)  # (K, C)
+            nn.init.normal_(self.gamma.weight, 1.0, 0.02)
+            nn.init.zeros_(self.beta.weight)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """`cond`: (N,) labels, or with `shared` the (N, E) class embedding."""
         shape = (len(x), -1) + (1,) * (x.ndim - 2)  # (N, C) or (N, C, 1, 1)
-        return self.norm(x) * self.gamma(y).view(shape) + self.beta(y).view(shape)
+        gamma, beta = self.gamma(cond).view(shape), self.beta(cond).view(shape)
+        if self.shared:
+            gamma = 1 + gamma
+        return self.norm(x) * gamma + beta
 
 
 class _Conditional(nn.Module):
@@ -70,6 +86,23 @@ class _Conditional(nn.Module):
 
 
 # -- generators -----------------------------------------------------------------------------------------
+
+
+class _ClassNormGenerator(_Conditional):
+    """What the class-norm generators share: labels checked or cycled, and the optional shared embedding."""
+
+    embed: nn.Embedding | None
+
+    def _setup_embedding(self, num_classes: int, shared_embedding: int) -> None:
+        if shared_embedding < 0:
+            raise ValueError(
+                f"shared_embedding: expected 0 (per-class tables) or a size > 0, got {shared_embedding}"
+            )
+        self.embed = nn.Embedding(num_classes, shared_embedding) if shared_embedding else None  # N(0, 1) rows
+
+    def _condition(self, y: torch.Tensor) -> torch.Tensor:
+        """What the class norms take: the labels, or their shared embedding (N, E)."""
+        return y if self.embed is None else self.embed(y)
 
 
 class _ConcatGenerator(_Conditional):
@@ -122,7 +155,7 @@ class ConditionalDCGANGenerator(_ConcatGenerator):
 
 
 @NETS.register("cbn_mlp_generator", "MLP generator with class-conditional batch norm (projection GANs)")
-class ClassNormMLPGenerator(_Conditional):
+class ClassNormMLPGenerator(_ClassNormGenerator):
     @configurable
     def __init__(
         self,
@@ -131,27 +164,29 @@ class ClassNormMLPGenerator(_Conditional):
         num_classes: int,  # K: labels are 0..K-1
         hidden: tuple[int, ...] = (256, 256, 256),  # widths of the hidden layers, each with a class norm
         output: Literal["auto", "tanh", "linear"] = "auto",  # auto: tanh for images, linear otherwise
+        shared_embedding: int = 0,  # 0: per-class gamma/beta tables; E > 0: BigGAN's shared class embedding
     ) -> None:
         super().__init__()
         self.data_shape, self.latent_dim, self.num_classes = tuple(data_shape), latent_dim, num_classes
+        self._setup_embedding(num_classes, shared_embedding)
         sizes = [latent_dim, *hidden]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:], strict=True))
-        self.norms = nn.ModuleList(ClassBatchNorm(width, num_classes, 1) for width in hidden)
+        self.norms = nn.ModuleList(ClassBatchNorm(w, num_classes, 1, shared_embedding) for w in hidden)
         self.out = nn.Linear(sizes[-1], math.prod(self.data_shape))
         tanh = output == "tanh" or (output == "auto" and len(self.data_shape) == 3)
         self.squash = nn.Tanh() if tanh else nn.Identity()
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         assert_shape(z, [None, self.latent_dim], "z")
-        y = self._labels(y, z)
+        cond = self._condition(self._labels(y, z))
         h = z
         for layer, norm in zip(self.layers, self.norms, strict=True):
-            h = torch.relu(norm(layer(h), y))
+            h = torch.relu(norm(layer(h), cond))
         return self.squash(self.out(h)).view(-1, *self.data_shape)  # (N, *data_shape)
 
 
 @NETS.register("cbn_dcgan_generator", "DCGAN generator with class-conditional batch norm (projection GANs)")
-class ClassNormDCGANGenerator(_Conditional):
+class ClassNormDCGANGenerator(_ClassNormGenerator):
     @configurable
     def __init__(
         self,
@@ -159,10 +194,12 @@ class ClassNormDCGANGenerator(_Conditional):
         latent_dim: int,  # size of z
         num_classes: int,  # K: labels are 0..K-1
         width: int = 64,  # channels of the last hidden layer; doubled at each lower resolution
+        shared_embedding: int = 0,  # 0: per-class gamma/beta tables; E > 0: BigGAN's shared class embedding
     ) -> None:
         super().__init__()
         channels, side = _square_image(data_shape)
         self.data_shape, self.latent_dim, self.num_classes = tuple(data_shape), latent_dim, num_classes
+        self._setup_embedding(num_classes, shared_embedding)
         k = halvings(side)
         start = side // 2**k
         widths = [width * 2**i for i in range(k - 1, -1, -1)]  # top ... width, as in DCGANGenerator
@@ -172,17 +209,17 @@ class ClassNormDCGANGenerator(_Conditional):
             for a, b in zip(widths[:-1], widths[1:], strict=True)
         ]
         self.convs = nn.ModuleList(convs)
-        self.norms = nn.ModuleList(ClassBatchNorm(w, num_classes, 2) for w in widths)
+        self.norms = nn.ModuleList(ClassBatchNorm(w, num_classes, 2, shared_embedding) for w in widths)
         self.out = nn.ConvTranspose2d(width, channels, 4, 2, 1, bias=False)
         for conv in [*self.convs, self.out]:  # the class norms are initialised as DCGAN's batch norm already
             dcgan_init(conv)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         assert_shape(z, [None, self.latent_dim], "z")
-        y = self._labels(y, z)
+        cond = self._condition(self._labels(y, z))
         h = z[:, :, None, None]  # (N, latent, 1, 1)
         for conv, norm in zip(self.convs, self.norms, strict=True):
-            h = torch.relu(norm(conv(h), y))
+            h = torch.relu(norm(conv(h), cond))
         return torch.tanh(self.out(h))  # (N, C, S, S) in [-1, 1]
 
 
