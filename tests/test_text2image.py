@@ -12,7 +12,7 @@ from ganforge.config import resolve
 from ganforge.data import load_dataset
 from ganforge.data.captions import DIGIT_CAPTIONS, SHAPE_CAPTIONS, draw_shapes, shape_colour_and_corner
 from ganforge.errors import UserError
-from ganforge.metrics.captions import caption_accuracy
+from ganforge.metrics.captions import caption_accuracy, r_candidates, r_precision
 from ganforge.objectives import OBJECTIVES
 from ganforge.recipes.text import matching_aware_fake_logits
 from ganforge.text import encode_texts, minilm_available, resolve_encoder
@@ -170,12 +170,34 @@ def test_caption_accuracy_reads_real_images_perfectly(text_run) -> None:
     sampler = ganforge.load_generator(text_run)
     real = load_dataset(resolve(overrides=["data.name=shapes", "data.image_size=16"]).data)
     scores = caption_accuracy(sampler, real, per_class=2, epochs=1)
-    attributes = ["colour", "shape", "corner", "all"]
+    attributes = ["colour", "shape", "corner", "all", "r_precision"]
     assert set(scores) == {*attributes, *(f"real_{name}" for name in attributes)}
     assert scores["real_colour"] == scores["real_corner"] == 1.0  # measured, not learned
+    assert scores["real_r_precision"] >= scores["real_all"]  # all three right: own caption alone on top
     assert all(0 <= value <= 1 for value in scores.values())
     with pytest.raises(UserError, match="needs a captioned set"):
         caption_accuracy(sampler, load_dataset(resolve(overrides=["data.name=digits"]).data))
+    with pytest.raises(UserError, match="r: R-precision"):
+        caption_accuracy(sampler, real, per_class=1, epochs=1, r=49)
+
+
+def test_r_precision_on_hand_computed_cases() -> None:
+    seen = torch.tensor([[0, 1, 2], [0, 1, 2], [0, 1, 2], [3, 3, 3]])
+    candidates = torch.tensor(
+        [
+            [[0, 1, 2], [0, 1, 0], [1, 1, 1]],  # own caption matches all three: a hit
+            [[0, 1, 0], [0, 1, 2], [1, 1, 1]],  # another matches better: a miss
+            [[0, 1, 0], [0, 0, 2], [1, 1, 1]],  # own ties with one other at two: half a hit
+            [[0, 0, 0], [1, 1, 1], [2, 2, 2]],  # nothing matches: all three tie, a third
+        ]
+    )
+    assert torch.allclose(r_precision(seen, candidates), torch.tensor([1.0, 0.0, 0.5, 1 / 3]))
+    labels = torch.tensor([0, 5, 5, 47] * 50)
+    drawn = r_candidates(labels, 48, 10, seed=0)
+    assert drawn.shape == (200, 10) and torch.equal(drawn[:, 0], labels)
+    for row, label in zip(drawn, labels, strict=True):  # the others: distinct, never the own class
+        assert len(set(row.tolist())) == 10 and label not in row[1:]
+    assert torch.equal(drawn, r_candidates(labels, 48, 10, seed=0))
 
 
 def test_text_sampling_is_seeded_and_streams(text_run) -> None:

@@ -66,12 +66,12 @@ class CaptionScheme:
         return label
 
     def attribute_indices(self, labels: torch.Tensor) -> torch.Tensor:
-        """Return the (N, A) attribute indices of classes `labels` (N,)."""
+        """Return the (..., A) attribute indices of classes `labels` (...), e.g. (N,) -> (N, A)."""
         columns, rest = [], labels.clone()
         for _, values in reversed(self.attributes):
             columns.append(rest % len(values))
             rest = rest // len(values)
-        return torch.stack(columns[::-1], dim=1)
+        return torch.stack(columns[::-1], dim=-1)
 
     def captions(self) -> tuple[tuple[str, ...], ...]:
         """Return, for each class in order, the phrasings of its caption."""
