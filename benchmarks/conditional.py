@@ -5,7 +5,7 @@ Each recipe trains from its `*-mnist5k` preset with 20% of the images held out (
 images; the same LeNet trained on the real training images gives the reference accuracy. The target is
 CAS >= 95% of the real-data accuracy (ratio >= 0.95).
 
-    .venv/bin/python benchmarks/conditional.py [--steps 2000] [--per-class 400] [--epochs 12] [--threads N]
+    .venv/bin/python benchmarks/conditional.py [--steps 4000] [--per-class 400] [--epochs 12] [--threads N]
         [--recipes cgan,acgan,projection] [--set KEY=VALUE ...]
 """
 
@@ -30,7 +30,7 @@ TARGET = 0.95  # CAS / real-data accuracy
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=2000, help="training steps per recipe")
+    parser.add_argument("--steps", type=int, default=4000, help="training steps per recipe")
     parser.add_argument("--per-class", type=int, default=400, help="generated samples per class for CAS")
     parser.add_argument("--epochs", type=int, default=12, help="epochs of each LeNet")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for training")

@@ -13,6 +13,7 @@ from ganforge.data import load_dataset
 from ganforge.data.captions import DIGIT_CAPTIONS, SHAPE_CAPTIONS, draw_shapes, shape_colour_and_corner
 from ganforge.errors import UserError
 from ganforge.metrics.captions import caption_accuracy, r_candidates, r_precision
+from ganforge.nets import NETS
 from ganforge.objectives import OBJECTIVES
 from ganforge.recipes.text import matching_aware_fake_logits
 from ganforge.text import encode_texts, minilm_available, resolve_encoder
@@ -128,6 +129,22 @@ def test_matching_aware_loss_counts_mismatched_pairs_as_fake() -> None:
     assert believed > loss
     with pytest.raises(ValueError, match="pair up"):
         matching_aware_fake_logits(torch.zeros(2), torch.zeros(3))
+
+
+def test_inner_product_term_adds_the_text_projection_to_the_logit() -> None:
+    net = NETS.get("text_dcgan_discriminator")(
+        data_shape=(3, 16, 16), num_classes=4, text_dim=6, projection=5, width=8, inner_product=True
+    ).eval()
+    x, text = torch.randn(3, 3, 16, 16), torch.randn(3, 6)
+    with torch.no_grad():
+        features = net.trunk(x)
+        words = net.squeeze(text)
+        tiled = words[:, :, None, None].expand(-1, -1, *features.shape[2:])
+        concat = net.joint(torch.cat([features, tiled], dim=1)).flatten()
+        expected = concat + (net.inner(features.flatten(1)) * words).sum(dim=1)
+        assert torch.allclose(net(x, text=text), expected, atol=1e-6)
+        net.inner.weight.zero_()
+        assert torch.allclose(net(x, text=text), concat, atol=1e-6)  # no projection: the paper's D
 
 
 # -- the recipe, sampling and the CLI --------------------------------------------------------------------
