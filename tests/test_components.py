@@ -29,13 +29,22 @@ def is_conditional(name: str) -> bool:
     return "num_classes" in inspect.signature(NETS.get(name).__init__).parameters
 
 
+def takes_noise(name: str) -> bool:
+    """Return whether the net `name` is a generator of noise (not an image-to-image one like unet)."""
+    return "latent_dim" in inspect.signature(NETS.get(name).__init__).parameters
+
+
+def generator_inputs(net: torch.nn.Module, n: int) -> torch.Tensor:
+    """Return n random inputs of a generator: latents, or source images for an image-to-image net."""
+    return torch.randn(n, *getattr(net, "source_shape", (LATENT,)))
+
+
 def build(name: str, shape: tuple[int, ...]) -> torch.nn.Module | None:
     """Return the net `name` for `shape` at its smallest sensible size, or None if it refuses the shape."""
     cls = NETS.get(name)
-    small = {"width": 8} if "dcgan" in name or "lapgan" in name else {"hidden": (16, 16)}
-    context = (
-        {"data_shape": shape, "latent_dim": LATENT} if name.endswith("_generator") else {"data_shape": shape}
-    )
+    convolutional = ("dcgan", "lapgan", "unet", "patchgan")
+    small = {"width": 8} if any(family in name for family in convolutional) else {"hidden": (16, 16)}
+    context = {"data_shape": shape, "latent_dim": LATENT} if takes_noise(name) else {"data_shape": shape}
     if is_conditional(name):
         context["num_classes"] = CLASSES
     try:
@@ -52,7 +61,10 @@ def forward(name: str, net: torch.nn.Module, inputs: torch.Tensor) -> torch.Tens
 
 
 def scores_shape(net: torch.nn.Module, n: int) -> tuple[int, ...]:
-    """Return the shape of a discriminator's output: (n,) logits, or (n, 1 + K) with class logits."""
+    """Return the shape of a discriminator's output: (n,) logits, (n, 1 + K) with class logits, or
+    (n, patches) for a patch discriminator."""
+    if hasattr(net, "patches"):
+        return (n, net.patches)
     return (n, 1 + CLASSES) if isinstance(net, AuxiliaryClassifier) else (n,)
 
 
@@ -66,7 +78,7 @@ class TestEveryNet:
         assert built, f"{name} accepts none of {SHAPES}"
         for shape, net in built:
             if name.endswith("_generator"):
-                out = forward(name, net, torch.randn(5, LATENT))
+                out = forward(name, net, generator_inputs(net, 5))
                 assert out.shape == (5, *shape)
             else:
                 out = forward(name, net, torch.randn(5, *shape))
@@ -80,7 +92,7 @@ class TestEveryNet:
         config = json.loads(json.dumps(net.config))  # what a saved generator stores
         twin = NETS.get(name)(**config)
         twin.load_state_dict(net.state_dict())
-        probe = torch.randn(3, LATENT) if name.endswith("_generator") else torch.randn(3, *shape)
+        probe = generator_inputs(net, 3) if name.endswith("_generator") else torch.randn(3, *shape)
         net.eval(), twin.eval()
         assert torch.equal(forward(name, net, probe), forward(name, twin, probe))
 
@@ -109,7 +121,7 @@ def tiny_config(recipe: str, objective: str, **extra: str):
         "logging.grid_size=4",
         *(f"{k}={v}" for k, v in extra.items()),
     ]
-    if cls.example_data in ("digits", "mnist5k", "shapes"):
+    if cls.example_data in ("digits", "mnist5k", "shapes", "edges-mnist5k"):
         overrides += ["nets.generator.options.width=8", "nets.discriminator.options.width=8"]
     else:
         overrides += ["nets.generator.options.hidden=[16,16]", "nets.discriminator.options.hidden=[16,16]"]

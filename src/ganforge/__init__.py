@@ -7,6 +7,7 @@ from ganforge.config import RunConfig, resolve  # noqa: E402
 from ganforge.engine import Callback, Trainer, TrainResult  # noqa: E402
 from ganforge.errors import TrainingDiverged, UserError  # noqa: E402
 from ganforge.sampling import Sampler, load_generator  # noqa: E402
+from ganforge.translation import Translator, load_translator, translate_folder  # noqa: E402
 
 __all__ = [
     "Callback",
@@ -15,10 +16,13 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "TrainingDiverged",
+    "Translator",
     "UserError",
     "__version__",
     "load_generator",
+    "load_translator",
     "resolve",
     "resume",
     "train",
+    "translate_folder",
 ]

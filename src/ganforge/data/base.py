@@ -27,6 +27,9 @@ class DataInfo:
     num_classes: int | None  # None when the data has no labels
     # Captioned data (data/captions.py): for each class, the phrasings of its caption; None otherwise.
     captions: tuple[tuple[str, ...], ...] | None = None
+    # Paired data (data/paired.py): each sample is [source | target] stacked on the channel axis, so that
+    # shuffling and augmenting treat a pair as one image; these are (source channels, target channels).
+    pair_channels: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)

@@ -148,7 +148,8 @@ class SampleGrids(Callback):
     """Every `every` steps, samples from fixed noise (the EMA generator when there is one) to samples/.
 
     For a conditional generator of images the grid has one row per class (Sampler.class_grid): `count`
-    rounded to a multiple of the classes, at most 10 columns, the same noise in every row.
+    rounded to a multiple of the classes, at most 10 columns, the same noise in every row. A recipe may draw
+    its own grid instead (`Recipe.preview`).
     """
 
     def __init__(self, run_dir: Path, every: int, count: int, seed: int = 1234) -> None:
@@ -160,7 +161,10 @@ class SampleGrids(Callback):
     def write(self, trainer: Trainer) -> None:
         sampler, kind = trainer.sampler(), trainer.data.info.kind
         path = self.folder / f"step_{trainer.step:08d}.png"
-        if sampler.num_classes is not None and kind == "images":
+        preview = trainer.recipe.preview(sampler.net, self.count)  # a recipe's own grid (pix2pix's pairs)
+        if preview is not None:
+            path = save_samples(preview[0], kind, path, columns=preview[1])
+        elif sampler.num_classes is not None and kind == "images":
             samples, columns = sampler.class_grid(self.count, seed=self.seed)
             path = save_samples(samples, kind, path, columns=columns)
         else:

@@ -30,6 +30,7 @@ from torch import nn
 
 from ganforge.config import MonitorsConfig
 from ganforge.engine.callbacks import Callback, Stats
+from ganforge.nets import translates
 
 if TYPE_CHECKING:
     from ganforge.data import TensorData
@@ -274,10 +275,12 @@ class ModeCollapseMonitor(Callback):
         return self.last
 
     def on_train_start(self, trainer: Trainer) -> None:
+        if translates(trainer.recipe.generator):  # pix2pix: no noise to collapse, images unlike the pairs
+            return
         self.check(trainer)  # where the generator starts from: the first check compares with it
 
     def on_step_end(self, trainer: Trainer, stats: Stats) -> None:
-        if trainer.step % self.every:
+        if trainer.step % self.every or translates(trainer.recipe.generator):
             return
         previous, current = self.last, self.check(trainer)
         message = mode_collapse_message(current, self.diversity_ratio, self.class_balance)

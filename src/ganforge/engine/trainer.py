@@ -94,6 +94,7 @@ class Trainer:
         )
         seed_everything(training.seed)  # so seed just before the nets: their initial weights come from it
         self.recipe: Recipe = build_recipe(config, self.data.info).to(self.device)
+        self.recipe.bind_data(train)
         if training.init_from is not None:  # transfer learning: the nets only; the rest starts fresh
             load_initial_weights(self.recipe.nets, training.init_from)
         # FreezeD: kept out of D's optimizer, and `_train_only` never turns their gradients back on.

@@ -15,7 +15,9 @@ from ganforge.errors import UserError
 from ganforge.registry import Registry
 
 # Names end in "_generator" (constructor takes data_shape and latent_dim; forward(z) -> samples) or in
-# "_discriminator" (constructor takes data_shape; forward(x) -> logits of shape (N,)).
+# "_discriminator" (constructor takes data_shape; forward(x) -> logits of shape (N,)). Image-to-image nets
+# (nets/unet.py) differ: the generator takes data_shape and source_channels and maps images (N, *source_shape)
+# to images; the PatchGAN discriminator returns one logit per patch, (N, patches).
 NETS: Registry[type[nn.Module]] = Registry("net")
 
 
@@ -40,6 +42,12 @@ def configurable(init: Callable[..., None]) -> Callable[..., None]:
 
 def _plain(value: Any) -> Any:
     return list(_plain(v) for v in value) if isinstance(value, (tuple, list)) else value
+
+
+def translates(net: nn.Module) -> bool:
+    """Return whether `net` is an image-to-image generator (pix2pix's U-Net): it takes a `source_shape`
+    image instead of a `latent_dim` vector, so nothing can be sampled from noise with it."""
+    return hasattr(net, "source_shape") and not hasattr(net, "latent_dim")
 
 
 def build_net(name: str, options: dict[str, Any], field: str, **context: Any) -> nn.Module:

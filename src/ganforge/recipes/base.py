@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ganforge.config import RunConfig
-from ganforge.data import Batch, DataInfo
+from ganforge.data import Batch, DataInfo, TensorData
 from ganforge.errors import UserError
 from ganforge.nets import build_net
 from ganforge.objectives import OBJECTIVES, Objective
@@ -76,8 +76,21 @@ class Recipe(nn.Module):
         return [p for name in self.groups[group] for p in self.nets[name].parameters()]
 
     def noise(self, n: int, like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Return z ~ N(0, I) of shape (n, latent_dim) on `like`'s device (from `generator` if given)."""
+        """Return z ~ N(0, I) of shape (n, latent_dim) on `like`'s device (from `generator` if given).
+
+        More generally: n inputs of the generator, as the engine feeds it when it runs G outside the
+        phases (batch-norm recalibration of the EMA copy, monitors); a translating recipe gives images.
+        """
         return torch.randn(n, self.generator.latent_dim, device=like.device, generator=generator)
+
+    def bind_data(self, data: TensorData) -> None:
+        """Take the training split; the Trainer calls this once, before training. Most recipes need nothing
+        (pix2pix draws the generator's inputs and the pairs of its sample grids from it)."""
+
+    def preview(self, generator: nn.Module, count: int) -> tuple[torch.Tensor, int] | None:
+        """Return (images, columns) for the run's sample grid, made with `generator` (the EMA copy when the
+        run keeps one) from about `count` inputs; None (the default): samples from fixed noise."""
+        return None
 
 
 RECIPES: Registry[type[Recipe]] = Registry("recipe")

@@ -76,6 +76,9 @@ def real_vs_generated(run: RunContents) -> str:
     if run.train_data is not None:
         real = run.train_data.x[_pick(GENERATED_COUNT, len(run.train_data.x), REAL_SEED)]
         caption = f"{len(real)} training images, chosen at random"
+        if run.train_data.info.pair_channels is not None:  # [source | target] pairs: show the targets
+            real = real[:, run.train_data.info.pair_channels[0] :]
+            caption = f"{len(real)} training targets, chosen at random (their sources: see samples/)"
         parts.append(figure(_grid(real, 8, "real training images"), caption))
     if run.generated is not None:
         sampler = run.sampler
@@ -333,6 +336,8 @@ def latent_interpolation(run: RunContents) -> str | None:
         return None
     if run.sampler is None:
         return _missing(run, "generator")
+    if run.generated is None:  # an image-to-image generator: no latent space
+        return None
     ends = run.sampler.latents(2 * STRIPS, seed=INTERPOLATION_SEED)  # (2 * STRIPS, latent_dim)
     fractions = torch.linspace(0, 1, STRIP_LENGTH)
     path = torch.cat([slerp(ends[2 * i], ends[2 * i + 1], fractions) for i in range(STRIPS)])

