@@ -1,8 +1,11 @@
-"""Using a trained image-to-image generator (pix2pix): translate tensors, or a folder of images into another.
+"""Using a trained image-to-image generator (pix2pix, CycleGAN): translate tensors, or a folder of images.
 
 Needs nothing from the training code: the generator is read from the run's `generator.safetensors` by
 `load_generator`, like any other, and run in eval mode (batch norm with its running statistics, no
 dropout), so an image's translation does not depend on the other images of its batch.
+
+Directions: AtoB is `generator.safetensors` (every image-to-image run has it); BtoA is
+`generator_BtoA.safetensors`, which only runs that learn both directions (CycleGAN) write.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from ganforge.errors import UserError
 from ganforge.nets import translates
 from ganforge.sampling import Sampler, load_generator, to_uint8_images
 
-DIRECTIONS = ("AtoB",)  # a pix2pix generator translates the way it was trained: paired:DIR's A into B
+DIRECTIONS = ("AtoB", "BtoA")
+REVERSE_GENERATOR_FILE = "generator_BtoA.safetensors"  # a CycleGAN run's B-to-A generator
 GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
 
@@ -33,7 +37,7 @@ class Translator:
         if not translates(self.sampler.net):
             raise UserError(
                 f"this generator ({type(self.sampler.net).__name__}) samples from noise; "
-                "translate needs an image-to-image run (recipe pix2pix)"
+                "translate needs an image-to-image run (recipe pix2pix or cyclegan)"
             )
 
     @property
@@ -62,9 +66,24 @@ class Translator:
         return torch.cat(parts)
 
 
-def load_translator(run: str | Path, device: str = "cpu") -> Translator:
-    """Return a Translator for the generator of a pix2pix run folder (or its generator.safetensors)."""
-    return Translator(load_generator(run, device=device))
+def load_translator(run: str | Path, device: str = "cpu", direction: str = "AtoB") -> Translator:
+    """Return a Translator for the generator of an image-to-image run folder (or its generator.safetensors)
+    that translates in `direction`: "AtoB", or "BtoA" (CycleGAN runs only)."""
+    if direction not in DIRECTIONS:
+        raise UserError(f"--direction: must be AtoB or BtoA, got {direction!r}")
+    if direction == "AtoB":
+        return Translator(load_generator(run, device=device))
+    path = Path(run)
+    folder = path if path.is_dir() else path.parent
+    reverse = folder / REVERSE_GENERATOR_FILE
+    if reverse.is_file():
+        return Translator(load_generator(reverse, device=device))
+    forward = Translator(load_generator(run, device=device))  # no generator at all: that error first
+    raise UserError(
+        f"--direction: BtoA needs a run that learns both directions (recipe cyclegan), but {str(run)!r} has "
+        f"no {REVERSE_GENERATOR_FILE}; its {type(forward.sampler.net).__name__} translates A into B only "
+        "(for pix2pix, train on the folders swapped to go from B to A)"
+    )
 
 
 def translate_folder(
@@ -81,10 +100,7 @@ def translate_folder(
     source size and channels (grey for 1 channel, colour for 3); nothing is written if one does not.
     """
     if direction not in DIRECTIONS:
-        raise UserError(
-            f"--direction: a pix2pix generator translates A into B only, as trained (got {direction!r}); "
-            "to go from B to A, train on the folders swapped"
-        )
+        raise UserError(f"--direction: must be AtoB or BtoA, got {direction!r}")
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     if not in_dir.is_dir():
         raise UserError(f"IN_DIR: {str(in_dir)!r} does not exist or is not a folder")
@@ -98,7 +114,7 @@ def translate_folder(
         other = names.setdefault(path.stem + ".png", path)
         if other != path:
             raise UserError(f"IN_DIR: {other.name} and {path.name} would both be written as {path.stem}.png")
-    translator = load_translator(run, device)
+    translator = load_translator(run, device, direction)
     source = torch.from_numpy(np.stack([_read(path, translator.source_shape) for path in files]))
     translated = to_uint8_images(translator.translate(source.float() / 127.5 - 1, batch_size))
     try:

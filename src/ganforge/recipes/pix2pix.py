@@ -112,6 +112,11 @@ class Pix2Pix(AdversarialGAN):
                 f"data.name: pix2pix needs paired images (paired:DIR with DIR/A and DIR/B, or "
                 f"edges-mnist5k), but {data.name!r} holds single {data.kind}"
             )
+        if data.unpaired:
+            raise UserError(
+                f"data.name: pix2pix needs paired images, but {data.name!r} is unpaired (its A and B images "
+                "are not matched); use paired:DIR, or recipe.name=cyclegan for unpaired data"
+            )
         section = config.stability
         refused = {
             "pac": (
