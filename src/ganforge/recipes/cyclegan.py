@@ -45,15 +45,13 @@ from torch import nn
 from ganforge.data import Batch, TensorData
 from ganforge.data.paired import split_pairs
 from ganforge.errors import UserError
-from ganforge.nets import NETS
 from ganforge.nets.cyclegan import CycleGANGenerator
 from ganforge.nets.layers import apply_spectral_norm
-from ganforge.nets.unet import PatchGANDiscriminator
 from ganforge.objectives.regularisers import clip_weights_
 from ganforge.recipes.base import RECIPES, Phase, Recipe, RecipeContext, Stats
 from ganforge.recipes.gan import AdversarialGAN
+from ganforge.recipes.pix2pix import refuse_noise_settings
 from ganforge.recipes.stability import stability_for
-from ganforge.registry import name_of
 
 PREVIEW_PAIRS = 16  # most images per domain shown in a sample grid
 PREVIEW_SEED = 1234  # which training samples those are
@@ -207,16 +205,7 @@ class CycleGAN(AdversarialGAN):
         for key, on in refused.items():
             if on:
                 raise UserError(f"stability.{key}: not supported by cyclegan (two discriminators)")
-        if config.sampling.jacobian_reject:
-            raise UserError("sampling.jacobian_reject: cyclegan's generators have no latents to truncate")
-        if config.evaluation.every is not None:
-            raise UserError("evaluation.every: the sample metrics need a generator of noise, not cyclegan's")
-        for role, needed in (("generator", CycleGANGenerator), ("discriminator", PatchGANDiscriminator)):
-            field = f"nets.{role}.name"
-            default = self.default_generator if role == "generator" else self.default_discriminator
-            cls = NETS.get(getattr(config.nets, role).name or default, field)
-            if not issubclass(cls, needed):
-                raise UserError(f"{field}: cyclegan needs a net like {default}, not {name_of(NETS, cls)}")
+        refuse_noise_settings(config, "cyclegan", CycleGANGenerator)
         return data.pair_channels
 
     # -- inputs outside the phases --------------------------------------------------------------------

@@ -95,6 +95,12 @@ class AdversarialGAN(Recipe):
             **discriminator_options(tricks, data, d_class),
             **extra,
         )
+        self.assemble(generator, discriminator)
+
+    def assemble(self, generator: nn.Module, discriminator: nn.Module) -> None:
+        """Hold one G and one D with the D-side remedies of `self.stability` and the D / Dreg / G phases.
+        Recipes that build other nets (pix2pix's U-Net and PatchGAN) call this too."""
+        tricks = self.stability
         if tricks.spectral_norm:
             apply_spectral_norm(discriminator)
         self.nets = nn.ModuleDict({"generator": generator, "discriminator": discriminator})

@@ -24,20 +24,35 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ganforge.config import RunConfig
 from ganforge.data import Batch, TensorData
 from ganforge.data.paired import split_pairs
 from ganforge.errors import UserError
 from ganforge.nets import NETS
-from ganforge.nets.layers import apply_spectral_norm
 from ganforge.nets.unet import PatchGANDiscriminator, UNetGenerator
-from ganforge.objectives.regularisers import LeCamAnchors, clip_weights_
-from ganforge.recipes.base import RECIPES, Phase, Recipe, RecipeContext, Stats
+from ganforge.recipes.base import RECIPES, Recipe, RecipeContext, Stats
 from ganforge.recipes.gan import AdversarialGAN
 from ganforge.recipes.stability import stability_for
 from ganforge.registry import name_of
 
 PREVIEW_PAIRS = 16  # most training pairs shown in a sample grid
 PREVIEW_SEED = 1234  # which training pairs those are
+
+
+def refuse_noise_settings(config: RunConfig, recipe: str, generator: type[nn.Module]) -> None:
+    """Refuse, in one line naming the field, what needs a generator of noise (`sampling.jacobian_reject`,
+    `evaluation.every`) and nets other than a translating recipe's: `generator`'s kind and a PatchGAN."""
+    if config.sampling.jacobian_reject:
+        raise UserError(f"sampling.jacobian_reject: {recipe}'s generators have no latents to truncate")
+    if config.evaluation.every is not None:
+        raise UserError(f"evaluation.every: the sample metrics need a generator of noise, not {recipe}'s")
+    defaults = {"generator": (generator, RECIPES.get(recipe).default_generator)}
+    defaults["discriminator"] = (PatchGANDiscriminator, RECIPES.get(recipe).default_discriminator)
+    for role, (needed, default) in defaults.items():
+        field = f"nets.{role}.name"
+        cls = NETS.get(getattr(config.nets, role).name or default, field)
+        if not issubclass(cls, needed):
+            raise UserError(f"{field}: {recipe} needs a net like {default}, not {name_of(NETS, cls)}")
 
 
 def translation_loss(
@@ -70,7 +85,7 @@ class Pix2Pix(AdversarialGAN):
         self.l1_weight = l1_weight
         self.pair_channels = pair_channels
         self.objective = context.objective
-        self.stability = tricks = stability_for(context)
+        self.stability = stability_for(context)
         source_channels, target_channels = pair_channels
         side = context.data.shape[1:]
         generator = context.net(
@@ -82,25 +97,7 @@ class Pix2Pix(AdversarialGAN):
         discriminator = context.net(
             "discriminator", self.default_discriminator, data_shape=context.data.shape
         )
-        if tricks.spectral_norm:
-            apply_spectral_norm(discriminator)
-        self.nets = nn.ModuleDict({"generator": generator, "discriminator": discriminator})
-        self.groups = {"generator": ("generator",), "discriminator": ("discriminator",)}
-        self.lecam_anchors = LeCamAnchors(tricks.lecam_decay) if tricks.lecam else None
-        self.unrolled_moments = None
-        clip = tricks.weight_clip
-        phases = [
-            Phase(
-                "D",
-                "discriminator",
-                self.discriminator_loss,
-                after_step=(lambda: clip_weights_(discriminator, clip)) if clip else None,
-            )
-        ]
-        if tricks.r1:
-            phases.append(Phase("Dreg", "discriminator", self.r1_loss, interval=tricks.r1_every))
-        phases.append(Phase("G", "generator", self.generator_loss, interval=tricks.n_critic))
-        self.phases = tuple(phases)
+        self.assemble(generator, discriminator)  # the D / Dreg / G phases and D's remedies, as for dcgan
         self._sources: torch.Tensor | None = None  # the training split's sources (bind_data)
         self._preview: torch.Tensor | None = None  # the fixed training pairs of the sample grids
 
@@ -133,16 +130,7 @@ class Pix2Pix(AdversarialGAN):
         for key, (on, why) in refused.items():
             if on:
                 raise UserError(f"stability.{key}: {why}")
-        if config.sampling.jacobian_reject:
-            raise UserError("sampling.jacobian_reject: pix2pix's generator has no latents to truncate")
-        if config.evaluation.every is not None:
-            raise UserError("evaluation.every: the sample metrics need a generator of noise, not pix2pix's")
-        for role, needed in (("generator", UNetGenerator), ("discriminator", PatchGANDiscriminator)):
-            field = f"nets.{role}.name"
-            default = self.default_generator if role == "generator" else self.default_discriminator
-            cls = NETS.get(getattr(context.config.nets, role).name or default, field)
-            if not issubclass(cls, needed):
-                raise UserError(f"{field}: pix2pix needs a net like {default}, not {name_of(NETS, cls)}")
+        refuse_noise_settings(config, "pix2pix", UNetGenerator)
         return data.pair_channels
 
     # -- inputs outside the phases --------------------------------------------------------------------
