@@ -94,19 +94,11 @@ def split_pairs(x: torch.Tensor, pair_channels: tuple[int, int]) -> tuple[torch.
 
 @DATASETS.register("paired:PATH", "a folder with A/ (sources) and B/ (targets) of matching image names")
 def paired_folder(argument: str, config: DataConfig) -> TensorData:
-    root = Path(argument).expanduser()
-    if not argument or not root.is_dir():
-        raise UserError(f"data.name: paired folder {argument!r} does not exist or is not a folder")
-    sides = {}
-    for side in ("A", "B"):
-        folder = root / side
-        files = image_files(folder) if folder.is_dir() else []
-        if not files:
-            raise UserError(
-                f"data.name: {str(folder)!r} is missing or holds no images ({', '.join(IMAGE_SUFFIXES)}); "
-                "pix2pix needs paired folders A/ (sources) and B/ (targets)"
-            )
-        sides[side] = (folder, {path.relative_to(folder).as_posix(): path for path in files})
+    needs = "pix2pix needs paired folders A/ (sources) and B/ (targets)"
+    sides = {  # side -> (folder, {name relative to the folder: path})
+        side: (folder, {path.relative_to(folder).as_posix(): path for path in files})
+        for side, folder, files in _sides(argument, "paired", needs)
+    }
     (folder_a, files_a), (folder_b, files_b) = sides["A"], sides["B"]
     unmatched = sorted(
         [(name, "A", "B") for name in files_a if name not in files_b]
@@ -121,19 +113,24 @@ def paired_folder(argument: str, config: DataConfig) -> TensorData:
     names = sorted(files_a)
     source = _read_side(folder_a, [files_a[n] for n in names], config)
     target = _read_side(folder_b, [files_b[n] for n in names], config)
-    if source.shape[-2:] != target.shape[-2:]:
-        raise UserError(
-            f"data.name: images in A/ are {source.shape[-1]}x{source.shape[-2]} but those in B/ are "
-            f"{target.shape[-1]}x{target.shape[-2]}; set data.image_size to bring both to one size"
-        )
+    _same_size(source, target)
     return paired_data(source, target, None, config.name)
 
 
 @DATASETS.register("unpaired:PATH", "a folder with A/ and B/ of unmatched images (any names and counts)")
 def unpaired_folder(argument: str, config: DataConfig) -> TensorData:
+    needs = "unpaired data needs the folders A/ and B/, each with at least one image"
+    sides = [_read_side(folder, files, config) for _, folder, files in _sides(argument, "unpaired", needs)]
+    side_a, side_b = sides
+    _same_size(side_a, side_b)
+    return unpaired_data(side_a, side_b, None, config.name, config.seed)
+
+
+def _sides(argument: str, kind: str, needs: str) -> list[tuple[str, Path, list[Path]]]:
+    """Return [(side, folder, image files)] of DIR/A and DIR/B; a missing folder or side is one line."""
     root = Path(argument).expanduser()
     if not argument or not root.is_dir():
-        raise UserError(f"data.name: unpaired folder {argument!r} does not exist or is not a folder")
+        raise UserError(f"data.name: {kind} folder {argument!r} does not exist or is not a folder")
     sides = []
     for side in ("A", "B"):
         folder = root / side
@@ -141,16 +138,18 @@ def unpaired_folder(argument: str, config: DataConfig) -> TensorData:
         if not files:
             raise UserError(
                 f"data.name: {str(folder)!r} is missing or holds no images ({', '.join(IMAGE_SUFFIXES)}); "
-                "unpaired data needs the folders A/ and B/, each with at least one image"
+                + needs
             )
-        sides.append(_read_side(folder, files, config))
-    side_a, side_b = sides
-    if side_a.shape[-2:] != side_b.shape[-2:]:
+        sides.append((side, folder, files))
+    return sides
+
+
+def _same_size(a: torch.Tensor, b: torch.Tensor) -> None:
+    if a.shape[-2:] != b.shape[-2:]:
         raise UserError(
-            f"data.name: images in A/ are {side_a.shape[-1]}x{side_a.shape[-2]} but those in B/ are "
-            f"{side_b.shape[-1]}x{side_b.shape[-2]}; set data.image_size to bring both to one size"
+            f"data.name: images in A/ are {a.shape[-1]}x{a.shape[-2]} but those in B/ are "
+            f"{b.shape[-1]}x{b.shape[-2]}; set data.image_size to bring both to one size"
         )
-    return unpaired_data(side_a, side_b, None, config.name, config.seed)
 
 
 def _read_side(folder: Path, files: list[Path], config: DataConfig) -> torch.Tensor:
