@@ -42,7 +42,7 @@ def generator_inputs(net: torch.nn.Module, n: int) -> torch.Tensor:
 def build(name: str, shape: tuple[int, ...]) -> torch.nn.Module | None:
     """Return the net `name` for `shape` at its smallest sensible size, or None if it refuses the shape."""
     cls = NETS.get(name)
-    convolutional = ("dcgan", "lapgan", "unet", "patchgan", "cyclegan")
+    convolutional = ("dcgan", "lapgan", "unet", "patchgan", "cyclegan", "srresnet", "srgan")
     small = {"width": 8} if any(family in name for family in convolutional) else {"hidden": (16, 16)}
     context = {"data_shape": shape, "latent_dim": LATENT} if takes_noise(name) else {"data_shape": shape}
     if is_conditional(name):
@@ -121,7 +121,13 @@ def tiny_config(recipe: str, objective: str, **extra: str):
         "logging.grid_size=4",
         *(f"{k}={v}" for k, v in extra.items()),
     ]
-    if cls.example_data in ("digits", "mnist5k", "shapes", "edges-mnist5k", "mnist5k-restyle"):
+    if cls.example_data == "sr-photos":  # 32x32 patches, D from the first step (no MSE pre-training)
+        overrides += [
+            "data.image_size=32",
+            "recipe.options.pretrain_steps=0",
+            "nets.generator.options.blocks=1",
+        ]
+    if cls.example_data in ("digits", "mnist5k", "shapes", "edges-mnist5k", "mnist5k-restyle", "sr-photos"):
         overrides += ["nets.generator.options.width=8", "nets.discriminator.options.width=8"]
     else:
         overrides += ["nets.generator.options.hidden=[16,16]", "nets.discriminator.options.hidden=[16,16]"]

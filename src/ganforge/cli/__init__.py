@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from ganforge.cli import commands, edit, translate
+from ganforge.cli import commands, edit, superres, translate
 from ganforge.errors import TrainingDiverged, UserError
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ app.command("report")(commands.report)
 app.command("edit")(edit.edit)
 app.command("directions")(edit.directions)
 app.command("translate")(translate.translate)
+app.command("superres")(superres.superres)
 
 # Typer raises click's exception classes (vendored in recent Typer); reach them through a public name.
 _CLICK = {cls.__name__: cls for cls in typer.BadParameter.__mro__}

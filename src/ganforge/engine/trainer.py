@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,7 +246,7 @@ class Trainer:
         parts = self.config.training.grad_accum
         self.recipe.step = self.step
         for phase in self.recipe.phases:
-            if self.step % phase.interval:
+            if self.step % phase.interval or self.step < phase.start:
                 continue
             self._train_only(phase.group)
             optimizer = self.optimizers[phase.group]
@@ -280,8 +281,12 @@ class Trainer:
                 phase.after_step()
             if phase.group == "generator" and self.ema is not None:
                 self.ema.update(self.recipe.generator, self.step)
-        for schedule in self.schedules.values():
-            schedule.step()
+        with warnings.catch_warnings():
+            # A group whose phases have not started (Phase.start) has an unstepped optimizer; its schedule
+            # still counts the run's steps, which torch would warn about.
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+            for schedule in self.schedules.values():
+                schedule.step()
         return stats
 
     def _train_only(self, group: str) -> None:

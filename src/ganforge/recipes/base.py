@@ -29,12 +29,13 @@ Stats = dict[str, torch.Tensor]  # detached scalars to log, e.g. {"loss_D": ...,
 
 @dataclass(frozen=True)
 class Phase:
-    """One optimisation step of one group, run on the steps where `step % interval == 0`."""
+    """One optimisation step of one group, run at the steps where `step % interval == 0` from `start` on."""
 
     name: str  # shown in logs and errors: "D", "G", "Dreg", ...
     group: Group  # whose optimizer steps after this phase's backward
     loss: Callable[[Batch], tuple[torch.Tensor, Stats]]  # returns (scalar loss to minimise, stats)
     interval: int = 1
+    start: int = 0  # the first step it may run at (SRGAN's D waits for the generator's MSE pre-training)
     after_step: Callable[[], None] | None = None  # run after the optimizer step (e.g. WGAN weight clipping)
 
 

@@ -85,7 +85,26 @@ def real_vs_generated(run: RunContents) -> str:
         caption = f"{len(run.generated)} generated images ({sampler.weights} weights, step {sampler.step})"
         parts.append(figure(_grid(run.generated, 8, "generated images"), caption))
     grid = _class_grid(run)
+    if run.translating and run.sample_grids:
+        parts.append(_newest_translations(run))
     return f'<div class="row">{"".join(parts)}</div>' + grid + _missing(run, "data", "generator")
+
+
+# What the rows of an image-to-image recipe's sample grids are (its `preview`), top to bottom.
+PREVIEW_ROWS = {
+    "pix2pix": "source, G's translation, target",
+    "cyclegan": "A, A translated to B, B, B translated to A",
+    "srgan": "bicubic upscaling, G's upscaling, the original high-resolution patch (crops side by side)",
+}
+
+
+def _newest_translations(run: RunContents) -> str:
+    """Return the newest sample grid of an image-to-image run: its generator on fixed training inputs."""
+    step, path = run.sample_grids[-1]
+    recipe = run.config.recipe.name if run.config is not None else None
+    rows = PREVIEW_ROWS.get(recipe or "", "as the recipe's preview lays them out")
+    caption = f"The generator on fixed training inputs at step {step:,}, one input per column; rows: {rows}."
+    return figure(img(path.read_bytes(), f"translations at step {step}", pixelated=True), caption)
 
 
 def _class_grid(run: RunContents) -> str:
@@ -372,10 +391,8 @@ def progress(run: RunContents) -> str:
         parts.append(
             figure(img(png, f"samples at step {step}", width, pixelated=not points), f"step {step:,}")
         )
-    caption = (
-        f"Samples from the same fixed noise at {len(picks)} of the {len(grids)} steps that wrote a grid to "
-        "samples/."
-    )
+    inputs = "fixed training inputs" if run.translating else "the same fixed noise"
+    caption = f"Samples from {inputs} at {len(picks)} of the {len(grids)} steps that wrote a grid to samples/."
     return f'<div class="row progress">{"".join(parts)}</div><p class="caption">{escape(caption)}</p>'
 
 

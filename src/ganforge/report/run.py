@@ -98,12 +98,17 @@ class RunContents:
         return self.train_data.info if self.train_data is not None else None
 
     @cached_property
+    def translating(self) -> bool:
+        """Return whether the generator is an image-to-image one (its sample grids show fixed inputs)."""
+        return self.sampler is not None and translates(self.sampler.net)
+
+    @cached_property
     def generated(self) -> torch.Tensor | None:
         """Return (64, *shape) samples from fixed noise; non-finite values (a diverged run) become 0."""
         if self.sampler is None:
             return None
-        if translates(self.sampler.net):
-            self.missing["generator"] = "an image-to-image generator draws nothing from noise (see samples/)"
+        if self.translating:
+            self.missing["generator"] = "an image-to-image generator draws nothing from noise"
             return None
         return torch.nan_to_num(self.sampler.sample(GENERATED_COUNT, seed=GENERATED_SEED), 0.0, 0.0, 0.0)
 
