@@ -157,10 +157,11 @@ def trained_like(net: SRResNetGenerator) -> SRResNetGenerator:
     return net.eval()
 
 
-@pytest.mark.parametrize("bicubic_skip", [False, True])
-def test_tiled_upscaling_equals_whole_image(bicubic_skip: bool) -> None:
+@pytest.mark.parametrize(("bicubic_skip", "batch_norm"), [(False, True), (True, False)])
+def test_tiled_upscaling_equals_whole_image(bicubic_skip: bool, batch_norm: bool) -> None:
     torch.manual_seed(0)
-    net = trained_like(SRResNetGenerator((3, 16, 16), scale=4, width=8, blocks=2, bicubic_skip=bicubic_skip))
+    options = {"width": 8, "blocks": 2, "bicubic_skip": bicubic_skip, "batch_norm": batch_norm}
+    net = trained_like(SRResNetGenerator((3, 16, 16), scale=4, **options))
     resolver = resolver_of(net)
     image = torch.rand(1, 3, 37, 29) * 2 - 1
     whole = resolver.upscale(image, tile=None)

@@ -52,17 +52,21 @@ def bicubic_downscale(x: torch.Tensor, scale: int) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)
 
 
-class _ResidualBlock(nn.Module):
-    """x + BN(conv(PReLU(BN(conv(x))))), convolutions 3x3 with zero padding."""
+def _norm(channels: int, batch_norm: bool) -> nn.Module:
+    return nn.BatchNorm2d(channels) if batch_norm else nn.Identity()
 
-    def __init__(self, channels: int) -> None:
+
+class _ResidualBlock(nn.Module):
+    """x + BN(conv(PReLU(BN(conv(x))))), convolutions 3x3 with zero padding (BN optional)."""
+
+    def __init__(self, channels: int, batch_norm: bool) -> None:
         super().__init__()
         self.body = nn.Sequential(
             nn.Conv2d(channels, channels, 3, padding=1),
-            nn.BatchNorm2d(channels),
+            _norm(channels, batch_norm),
             nn.PReLU(channels),
             nn.Conv2d(channels, channels, 3, padding=1),
-            nn.BatchNorm2d(channels),
+            _norm(channels, batch_norm),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -79,6 +83,7 @@ class SRResNetGenerator(nn.Module):
         width: int = 64,  # channels of every inner layer (the paper's 64)
         blocks: int = 16,  # residual blocks (the paper's 16)
         bicubic_skip: bool = False,  # output = bicubic(input) + learned detail, no tanh (module docstring)
+        batch_norm: bool = True,  # the paper's batch norm in the blocks; EDSR (Lim et al. 2017) drops it
     ) -> None:
         super().__init__()
         if scale not in SCALES:
@@ -96,8 +101,8 @@ class SRResNetGenerator(nn.Module):
         self.scale = scale
         self.bicubic_skip = bicubic_skip
         self.head = nn.Sequential(nn.Conv2d(channels, width, 9, padding=4), nn.PReLU(width))
-        self.blocks = nn.Sequential(*(_ResidualBlock(width) for _ in range(blocks)))
-        self.after_blocks = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width))
+        self.blocks = nn.Sequential(*(_ResidualBlock(width, batch_norm) for _ in range(blocks)))
+        self.after_blocks = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), _norm(width, batch_norm))
         upsample: list[nn.Module] = []
         for _ in range(int(math.log2(scale))):
             upsample += [nn.Conv2d(width, 4 * width, 3, padding=1), nn.PixelShuffle(2), nn.PReLU(width)]

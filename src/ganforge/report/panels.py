@@ -392,7 +392,8 @@ def progress(run: RunContents) -> str:
             figure(img(png, f"samples at step {step}", width, pixelated=not points), f"step {step:,}")
         )
     inputs = "fixed training inputs" if run.translating else "the same fixed noise"
-    caption = f"Samples from {inputs} at {len(picks)} of the {len(grids)} steps that wrote a grid to samples/."
+    caption = f"Samples from {inputs} at {len(picks)} of the {len(grids)} steps that wrote a grid to samples/"
+    caption += "."
     return f'<div class="row progress">{"".join(parts)}</div><p class="caption">{escape(caption)}</p>'
 
 
