@@ -7,7 +7,7 @@ side by side: bicubic, each run, the original.
 
 The protocol of docs/image2image.md (SRResNet, then SRGAN started from it):
 
-    ganforge train --preset srgan-photos --set recipe.options.pretrain_steps=1800 --set training.steps=1800 \
+    ganforge train --preset srgan-photos --set recipe.options.pretrain_steps=2000 --set training.steps=2000 \
         --out runs/srresnet
     ganforge train --preset srgan-photos --set recipe.options.pretrain_steps=0 --set training.steps=1000 \
         --set optim.generator.lr=0.0001 --set optim.generator.schedule=constant \

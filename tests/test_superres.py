@@ -18,7 +18,7 @@ from skimage.metrics import structural_similarity
 from ganforge.cli import main
 from ganforge.config import DataConfig, resolve
 from ganforge.data import DataInfo, load_dataset
-from ganforge.data.superres import HELDOUT_PHOTOS, TRAIN_PHOTOS, heldout_photos
+from ganforge.data.superres import HELDOUT_PHOTOS, NUM_PATCHES, TRAIN_PHOTOS, heldout_photos
 from ganforge.engine import Trainer
 from ganforge.errors import UserError
 from ganforge.metrics.extractors.inception import default_path
@@ -237,7 +237,7 @@ def test_bad_settings_are_one_line(override: str, match: str, tmp_path) -> None:
 
 def test_sr_photos_patches_and_held_out_photos() -> None:
     data = load_dataset(DataConfig(name="sr-photos", image_size=32))
-    assert data.x.shape == (3000, 3, 32, 32) and data.y is None
+    assert data.x.shape == (NUM_PATCHES, 3, 32, 32) and data.y is None
     assert -1 <= data.x.min() and data.x.max() <= 1
     assert not set(HELDOUT_PHOTOS) & set(TRAIN_PHOTOS)
     photos = heldout_photos()
@@ -249,7 +249,7 @@ def test_patch_folder(tmp_path) -> None:
     Image.fromarray(rng.integers(0, 255, (50, 60, 3), dtype=np.uint8)).save(tmp_path / "a.png")
     Image.fromarray(rng.integers(0, 255, (40, 40), dtype=np.uint8)).save(tmp_path / "b.png")  # grey
     data = load_dataset(DataConfig(name=f"patches:{tmp_path}", image_size=32))
-    assert data.x.shape == (3000, 3, 32, 32)
+    assert data.x.shape == (NUM_PATCHES, 3, 32, 32)
     with pytest.raises(UserError, match="data.image_size: b.png is 40x40, smaller than the 48-pixel"):
         load_dataset(DataConfig(name=f"patches:{tmp_path}", image_size=48))
     empty = tmp_path / "empty"

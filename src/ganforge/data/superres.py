@@ -44,7 +44,7 @@ TRAIN_PHOTOS = (
 )
 HELDOUT_PHOTOS = ("chelsea.png", "coffee.png", "camera.png")  # the evaluation photos; never trained on
 PATCH_SIDE = 96  # the paper's high-resolution patch side
-NUM_PATCHES = 3_000
+NUM_PATCHES = 10_000
 
 
 def read_photo(path: Path, field: str = "data.name") -> np.ndarray:
