@@ -87,7 +87,7 @@ def test_a_and_b_come_from_disjoint_photos_and_never_the_reserved_ones(monkeypat
     assert not set(PHOTOS_A) & set(PHOTOS_B)
     assert not (set(PHOTOS_A) | set(PHOTOS_B)) & RESERVED
     read: list[tuple[str, ...]] = []
-    original = restyle_photos.scaled_photos.__wrapped__
+    original = restyle_photos.scaled_photos
 
     def recording(names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
         read.append(names)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -48,15 +49,16 @@ def photo_folder() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "data"
 
 
-@functools.lru_cache(maxsize=1)
-def scaled_photos() -> tuple[np.ndarray, ...]:
-    """Return the photos as uint8 (H, W, 3) arrays with shorter side SHORT_SIDE; read once a process."""
+@functools.lru_cache(maxsize=4)
+def scaled_photos(names: tuple[str, ...] = PHOTOS, dataset: str = "photo-patches") -> tuple[np.ndarray, ...]:
+    """Return scikit-image's photos `names` as uint8 (H, W, 3) arrays with shorter side SHORT_SIDE; read once
+    a process. `dataset` names the set that needs them in the error for a missing photo."""
     folder = photo_folder()
     photos = []
-    for name in PHOTOS:
+    for name in names:
         path = folder / name
         if not path.is_file():
-            raise UserError(f"data.name: photo-patches needs {name} from scikit-image, not found in {folder}")
+            raise UserError(f"data.name: {dataset} needs {name} from scikit-image, not found in {folder}")
         with Image.open(path) as image:
             image = image.convert("RGB")
             scale = SHORT_SIDE / min(image.size)
@@ -67,17 +69,23 @@ def scaled_photos() -> tuple[np.ndarray, ...]:
     return tuple(photos)
 
 
+def random_patches(photos: Sequence[np.ndarray], side: int, count: int, seed: int) -> np.ndarray:
+    """Return `count` patches uint8 (count, 3, side, side) of uint8 (H, W, 3) photos, each drawn with `seed`'s
+    stream: a photo uniformly at random, then a top-left corner uniformly over it. The first k patches do
+    not depend on `count`."""
+    rng = np.random.default_rng(seed)
+    patches = np.empty((count, side, side, 3), dtype=np.uint8)
+    for i in range(count):
+        photo = photos[rng.integers(len(photos))]
+        top = rng.integers(photo.shape[0] - side + 1)
+        left = rng.integers(photo.shape[1] - side + 1)
+        patches[i] = photo[top : top + side, left : left + side]
+    return np.ascontiguousarray(patches.transpose(0, 3, 1, 2))
+
+
 def photo_patches(count: int, seed: int) -> np.ndarray:
     """Return `count` patches as uint8 (count, 3, PATCH, PATCH), drawn with `seed` (module docstring)."""
-    photos = scaled_photos()
-    rng = np.random.default_rng(seed)
-    patches = np.empty((count, PATCH, PATCH, 3), dtype=np.uint8)
-    for i in range(count):  # one patch's draws at a time: the first k patches do not depend on count
-        photo = photos[rng.integers(len(photos))]
-        top = rng.integers(photo.shape[0] - PATCH + 1)
-        left = rng.integers(photo.shape[1] - PATCH + 1)
-        patches[i] = photo[top : top + PATCH, left : left + PATCH]
-    return np.ascontiguousarray(patches.transpose(0, 3, 1, 2))
+    return random_patches(scaled_photos(), PATCH, count, seed)
 
 
 @DATASETS.register("photo-patches", "5,000 32x32 colour patches of scikit-image's bundled photos, unlabelled")

@@ -2,7 +2,7 @@
 
 A CycleGAN demo whose right answer is known. Both domains are cut from the colour photos bundled with
 scikit-image (read with PIL from the package's folder, never imported, never downloaded), each scaled so
-that its shorter side is SHORT_SIDE = 128 pixels, as `photo-patches` does:
+that its shorter side is 128 pixels (photos.SHORT_SIDE), as `photo-patches` does:
 
 - domain A: plain patches of PHOTOS_A (astronaut, left motorcycle, rocket);
 - domain B: patches of PHOTOS_B (right motorcycle, immunohistochemistry slide, retina), never a photo of A,
@@ -37,22 +37,17 @@ painting), but the benchmark's test patches stay 32x32.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 
 from ganforge.config import DataConfig
 from ganforge.data.base import DATASETS, TensorData
 from ganforge.data.paired import unpaired_data
-from ganforge.data.photos import photo_folder
-from ganforge.errors import UserError
+from ganforge.data.photos import scaled_photos as _scaled_photos
 
 PHOTOS_A = ("astronaut.png", "motorcycle_left.png", "rocket.jpg")  # domain A: photos as they are
 PHOTOS_B = ("motorcycle_right.png", "ihc.png", "retina.jpg")  # domain B: painted; none of them in A
-SHORT_SIDE = 128  # each photo's shorter side after scaling, in pixels
 PATCH = 32  # patch side
 TEST_STRIP = 40  # rightmost columns of every scaled photo kept out of training (>= PATCH)
 THRESHOLD = 0.5  # standardized level (in stds from the channel mean) beyond which a channel is 0 or full
@@ -62,23 +57,10 @@ NUM_TEST = 250  # held-out test patches per domain
 SEEDS = {("A", "train"): 11, ("B", "train"): 12, ("A", "test"): 13, ("B", "test"): 14}  # patch draws
 
 
-@functools.lru_cache(maxsize=2)
 def scaled_photos(names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
-    """Return the named photos as uint8 (H, W, 3) arrays with shorter side SHORT_SIDE; read once."""
-    folder = photo_folder()
-    photos = []
-    for name in names:
-        path = folder / name
-        if not path.is_file():
-            raise UserError(f"data.name: photo-restyle needs {name} from scikit-image, not found in {folder}")
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            scale = SHORT_SIDE / min(image.size)
-            size = (round(image.width * scale), round(image.height * scale))
-            array = np.asarray(image.resize(size, Image.Resampling.LANCZOS))
-        array.flags.writeable = False
-        photos.append(array)
-    return tuple(photos)
+    """Return the named photos as uint8 (H, W, 3) arrays with shorter side 128 (data/photos.py's SHORT_SIDE);
+    read once a process."""
+    return _scaled_photos(names, "photo-restyle")
 
 
 def cut_patches(photos: tuple[np.ndarray, ...], count: int, seed: int, split: str) -> np.ndarray:

@@ -25,7 +25,7 @@ from PIL import Image, UnidentifiedImageError
 from ganforge.config import DataConfig
 from ganforge.data.base import DATASETS, TensorData, labelled
 from ganforge.data.cache import IMAGE_SUFFIXES, image_files
-from ganforge.data.photos import photo_folder
+from ganforge.data.photos import photo_folder, random_patches
 from ganforge.errors import UserError
 
 TRAIN_PHOTOS = (
@@ -83,14 +83,8 @@ def cut_patches(photos: list[np.ndarray], names: list[str], side: int, count: in
                 f"data.image_size: {name} is {photo.shape[1]}x{photo.shape[0]}, smaller than the "
                 f"{side}-pixel patches; use smaller patches or leave that photo out"
             )
-    rng = np.random.default_rng(seed)
-    patches = np.empty((count, side, side, 3), dtype=np.uint8)
-    for i in range(count):  # one patch's draws at a time: the first k patches do not depend on count
-        photo = photos[rng.integers(len(photos))]
-        top = rng.integers(photo.shape[0] - side + 1)
-        left = rng.integers(photo.shape[1] - side + 1)
-        patches[i] = photo[top : top + side, left : left + side]
-    return torch.from_numpy(patches.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0)
+    patches = random_patches(photos, side, count, seed)  # (count, 3, side, side) uint8
+    return torch.from_numpy(patches.astype(np.float32) / 127.5 - 1.0)
 
 
 @DATASETS.register("sr-photos", "96x96 patches of scikit-image's photos at full resolution (3 held out)")
