@@ -39,15 +39,21 @@ PREVIEW_PAIRS = 16  # most training pairs shown in a sample grid
 PREVIEW_SEED = 1234  # which training pairs those are
 
 
-def refuse_noise_settings(config: RunConfig, recipe: str, generator: type[nn.Module]) -> None:
+def refuse_noise_settings(
+    config: RunConfig,
+    recipe: str,
+    generator: type[nn.Module],
+    discriminator: type[nn.Module] = PatchGANDiscriminator,
+) -> None:
     """Refuse, in one line naming the field, what needs a generator of noise (`sampling.jacobian_reject`,
-    `evaluation.every`) and nets other than a translating recipe's: `generator`'s kind and a PatchGAN."""
+    `evaluation.every`) and nets other than an image-to-image recipe's: `generator`'s and `discriminator`'s
+    kinds (a PatchGAN by default)."""
     if config.sampling.jacobian_reject:
         raise UserError(f"sampling.jacobian_reject: {recipe}'s generators have no latents to truncate")
     if config.evaluation.every is not None:
         raise UserError(f"evaluation.every: the sample metrics need a generator of noise, not {recipe}'s")
     defaults = {"generator": (generator, RECIPES.get(recipe).default_generator)}
-    defaults["discriminator"] = (PatchGANDiscriminator, RECIPES.get(recipe).default_discriminator)
+    defaults["discriminator"] = (discriminator, RECIPES.get(recipe).default_discriminator)
     for role, (needed, default) in defaults.items():
         field = f"nets.{role}.name"
         cls = NETS.get(getattr(config.nets, role).name or default, field)

@@ -40,12 +40,11 @@ from torch import nn
 from ganforge.data import Batch, TensorData
 from ganforge.errors import UserError
 from ganforge.metrics.extractors.inception import default_path
-from ganforge.nets import NETS
 from ganforge.nets.srresnet import SRGANDiscriminator, SRResNetGenerator, bicubic_downscale, bicubic_upscale
 from ganforge.recipes.base import RECIPES, Recipe, RecipeContext, Stats
 from ganforge.recipes.gan import AdversarialGAN
+from ganforge.recipes.pix2pix import refuse_noise_settings
 from ganforge.recipes.stability import stability_for
-from ganforge.registry import name_of
 
 log = logging.getLogger(__name__)
 
@@ -170,16 +169,7 @@ class SRGAN(AdversarialGAN):
         for key, (on, why) in refused.items():
             if on:
                 raise UserError(f"stability.{key}: {why}")
-        if config.sampling.jacobian_reject:
-            raise UserError("sampling.jacobian_reject: srgan's generator has no latents to truncate")
-        if config.evaluation.every is not None:
-            raise UserError("evaluation.every: the sample metrics need a generator of noise, not srgan's")
-        for role, needed in (("generator", SRResNetGenerator), ("discriminator", SRGANDiscriminator)):
-            field = f"nets.{role}.name"
-            default = getattr(self, f"default_{role}")
-            cls = NETS.get(getattr(config.nets, role).name or default, field)
-            if not issubclass(cls, needed):
-                raise UserError(f"{field}: srgan needs a net like {default}, not {name_of(NETS, cls)}")
+        refuse_noise_settings(config, "srgan", SRResNetGenerator, SRGANDiscriminator)
 
     # -- inputs outside the phases --------------------------------------------------------------------
 
