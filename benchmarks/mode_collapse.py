@@ -88,8 +88,11 @@ def run_one(dataset: str, method: str, seed: int, threads: int, out: Path) -> di
     run_dir = out / dataset / method / f"seed{seed}"
     config = resolve(preset=preset, overrides=overrides)
     started = time.perf_counter()
-    Trainer(config, run_dir).fit()
+    result = Trainer(config, run_dir).fit()
     wall = time.perf_counter() - started
+    if result.reason != "finished":  # e.g. stopped by a signal: scoring a partial run would mislead
+        stopped = f"training stopped at step {result.step} ({result.reason})"
+        raise SystemExit(f"{dataset} {method} seed {seed}: {stopped}; not scored")
     _, _, metric, samples, _ = DATASETS[dataset]
     rows = {}
     for name, reject in [(method, None), (UNTRUNCATED, 0.0)]:
