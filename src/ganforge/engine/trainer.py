@@ -281,10 +281,12 @@ class Trainer:
                 phase.after_step()
             if phase.group == "generator" and self.ema is not None:
                 self.ema.update(self.recipe.generator, self.step)
-        with warnings.catch_warnings():
+        waiting = any(self.step < phase.start for phase in self.recipe.phases)
+        with warnings.catch_warnings() if waiting else contextlib.nullcontext():
             # A group whose phases have not started (Phase.start) has an unstepped optimizer; its schedule
             # still counts the run's steps, which torch would warn about.
-            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+            if waiting:
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
             for schedule in self.schedules.values():
                 schedule.step()
         return stats
