@@ -16,7 +16,9 @@ Every baseline shares the architecture, optimiser and step budget of its data's 
 to --out.
 
     .venv/bin/python benchmarks/mode_collapse.py [--datasets ring8,grid25,stacked] [--methods ...]
-        [--seeds 5] [--threads 2] [--out runs/bench-mode-collapse]
+        [--seeds 5] [--first-seed 0] [--threads 2] [--out runs/bench-mode-collapse]
+
+`--first-seed 2 --seeds 3` runs seeds 2, 3 and 4 only (to spread a long benchmark over several sittings).
 """
 
 from __future__ import annotations
@@ -119,10 +121,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="ring8,grid25,stacked")
     parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=5, help="how many seeds")
+    parser.add_argument("--first-seed", type=int, default=0, help="the seed to start from")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("runs/bench-mode-collapse"))
     args = parser.parse_args(argv)
+    if args.seeds < 1 or args.first_seed < 0:
+        parser.error("--seeds must be at least 1 and --first-seed at least 0")
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     datasets = [d for d in args.datasets.split(",") if d]
     methods = [m for m in args.methods.split(",") if m]
     for name in datasets:
@@ -134,12 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     print(
         f"# mode collapse: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"{args.threads} torch threads, {args.seeds} seeds"
+        f"{args.threads} torch threads, seeds {seeds.start}-{seeds.stop - 1}"
     )
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
     for dataset in datasets:
         for method in methods:
-            for seed in range(args.seeds):
+            for seed in seeds:
                 for name, values in run_one(dataset, method, seed, args.threads, args.out).items():
                     results.setdefault(dataset, {}).setdefault(name, []).append(values)
                     line = f"  {dataset} {name} seed {seed}: {json.dumps(values)}"

@@ -22,13 +22,14 @@ WORKER = """
 import json, sys
 from safetensors.torch import save_file
 from ganforge.config import resolve
-from ganforge.engine import Trainer
+from ganforge.engine import Trainer, distributed
 
 preset, overrides, run_dir, out = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3], sys.argv[4]
 trainer = Trainer(resolve(preset=preset, overrides=overrides), run_dir)
 trainer.fit()
 state = {k: v.contiguous() for k, v in trainer.recipe.nets.state_dict().items()}
 save_file(state, f"{out}/rank{trainer.world.rank}.safetensors")
+distributed.end_process(0)  # as a script run by torchrun should end (see docs/distributed.md)
 """
 
 DCGAN = [
@@ -148,3 +149,31 @@ def test_ctrl_c_stops_every_process_at_one_step_and_the_run_resumes_exactly(tmp_
     resumed = ganforge(tmp_path, "resume", "split", "--nproc", "2")
     assert resumed.returncode == 0, resumed.stderr
     assert_same_state(final_state(tmp_path / "straight"), final_state(tmp_path / "split"))
+
+
+ENDING = """
+import sys
+import torch
+from torch import nn
+from ganforge.engine import distributed
+
+world, device = distributed.setup("cpu")
+net = distributed.replicate(nn.Linear(3, 3), device)
+net(torch.ones(2, 3)).sum().backward()
+assert distributed.joined()
+print(f"rank {world.rank} done", end="")  # no newline: only a flush gets it out
+distributed.end_process(3 + world.rank)
+raise SystemExit("end_process returned")
+"""
+
+
+def test_end_process_leaves_the_group_flushes_and_exits_with_the_code(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    script = tmp_path / "ending.py"
+    script.write_text(ENDING)
+    code = distributed.launch([], 2, [str(script)])
+    out, err = capfd.readouterr()
+    assert code == 3  # rank 0's code (3 + rank), which the launcher reports
+    assert "rank 0 done" in out and "rank 1 done" in out
+    assert "end_process returned" not in err

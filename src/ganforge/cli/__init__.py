@@ -12,6 +12,7 @@ import sys
 import typer
 
 from ganforge.cli import commands, edit, superres, translate
+from ganforge.engine import distributed
 from ganforge.errors import TrainingDiverged, UserError
 
 app = typer.Typer(
@@ -74,4 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-    sys.exit(main())
+    code = main()
+    if distributed.joined():  # this process took part in a distributed run (torchrun or --nproc)
+        distributed.end_process(code)
+    sys.exit(code)

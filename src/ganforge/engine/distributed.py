@@ -29,7 +29,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -104,16 +104,38 @@ def setup(requested_device: str) -> tuple[World, torch.device]:
             raise UserError(f"distributed environment: {', '.join(missing)} not set (start with torchrun)")
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend, rank=world.rank, world_size=world.size)
-        # Leave the group before the interpreter tears down: a gloo group still alive at exit can abort
-        # the process ("terminate called without an active exception") after a run that went well.
-        atexit.register(_leave)
+        atexit.register(_leave)  # for runs that end through the interpreter; see `end_process`
         log.info("distributed: rank %d of %d, backend %s, device %s", world.rank, world.size, backend, device)
     return world, device
+
+
+def joined() -> bool:
+    """Return whether this process is in a process group (it joined a distributed run)."""
+    return dist.is_available() and dist.is_initialized()
 
 
 def _leave() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def end_process(code: int) -> NoReturn:
+    """End a process of a distributed run with exit code `code`, skipping the interpreter's teardown.
+
+    DistributedDataParallel keeps its process group alive past `destroy_process_group` (its reducer holds
+    the group from C++; gloo's worker and socket threads are still running after the group is destroyed and
+    every Python object is collected). The group is then torn down by the C++ runtime's exit, next to
+    threads that still run, and now and then that aborts a run that went well ("terminate called without
+    an active exception", exit code -6). So the process leaves the group, flushes what it wrote, and exits
+    at once. Nothing is lost: checkpoints and reports are complete and closed before training returns.
+    """
+    try:
+        _leave()
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+    finally:
+        os._exit(code)
 
 
 def rank_seed(seed: int, rank: int) -> int:
