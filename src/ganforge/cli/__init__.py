@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from ganforge.cli import commands, edit, superres, translate
+from ganforge.cli import commands, edit, superres, tabular, translate
 from ganforge.engine import distributed
 from ganforge.errors import TrainingDiverged, UserError
 
@@ -33,6 +33,7 @@ app.command("edit")(edit.edit)
 app.command("directions")(edit.directions)
 app.command("translate")(translate.translate)
 app.command("superres")(superres.superres)
+app.add_typer(tabular.app, name="tabular")
 
 # Typer raises click's exception classes (vendored in recent Typer); reach them through a public name.
 _CLICK = {cls.__name__: cls for cls in typer.BadParameter.__mro__}

@@ -1,0 +1,342 @@
+"""Column kinds and the reversible transform between a table and the vectors the GAN sees.
+
+Each column becomes a span of the generator's output (CTGAN, Xu et al. 2019):
+
+- continuous, integer and datetime columns: **mode-specific normalisation**. A Bayesian Gaussian mixture
+  (at most 10 modes, Dirichlet-process prior) is fitted to the column; a value is encoded as the one-hot of
+  a mode drawn from its posterior and a scalar `(x - mean_k) / (4 std_k)` in [-1, 1]. A column with missing
+  values gets one more "missing" mode, so the missing rate is learnt like any other mode's weight.
+- categorical and boolean columns: one-hot over the levels, with missing values as a level of their own.
+
+The training data is kept compactly, as one float and one code per numeric column and one code per
+categorical column; one-hot vectors are built per batch. So a column with thousands of levels costs a batch
+times the levels, never rows times levels (CTGAN's full one-hot matrix is what runs out of memory). Past
+`max_categories` levels, the rarest are pooled into one "other" level: the model learns how often "other"
+occurs, and a sampled "other" is resolved to one of the pooled levels by their training frequencies.
+
+What the fitted transform keeps (and a saved model holds): per numeric column the mixture's weights, means
+and standard deviations, the observed minimum and maximum (to keep samples in range) and the resolution;
+per categorical column its levels and their frequencies. No training row is kept.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ganforge.errors import UserError
+
+KINDS = ("continuous", "integer", "categorical", "boolean", "datetime")
+MAX_MODES = 10
+MIN_MODE_WEIGHT = 0.005  # mixture components lighter than this are dropped
+MIXTURE_ROWS = 20_000  # the mixture is fitted on at most this many values (a random subset)
+AUTO_DISCRETE_LEVELS = 10  # under "auto", a numeric column with at most this many values is categorical
+NS_PER_S = 1_000_000_000
+
+
+@dataclass
+class Span:
+    """A slice of the generator's output: `width` units, activated by tanh (a scalar) or softmax (one-hot)."""
+
+    column: str
+    activation: str  # "tanh" or "softmax"
+    width: int
+
+
+def _plain(value: Any) -> Any:
+    """Return `value` as a JSON-ready Python scalar (numpy scalars become int/float/bool/str)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT
+
+
+@dataclass
+class NumericColumn:
+    """A continuous, integer or datetime column under mode-specific normalisation."""
+
+    name: str
+    kind: str
+    dtype: str
+    weights: list[float] = field(default_factory=list)
+    means: list[float] = field(default_factory=list)
+    stds: list[float] = field(default_factory=list)
+    low: float = 0.0
+    high: float = 0.0
+    step: float = 0.0  # values are multiples of this (1 for integers, 86,400 s for dates); 0 = any
+    has_missing: bool = False
+
+    @property
+    def n_modes(self) -> int:
+        return len(self.means) + int(self.has_missing)
+
+    def spans(self) -> list[Span]:
+        return [Span(self.name, "tanh", 1), Span(self.name, "softmax", self.n_modes)]
+
+    def to_float(self, series: pd.Series) -> np.ndarray:
+        """Return the column as float64 (datetimes in seconds since 1970), NaN where missing."""
+        if self.kind == "datetime":
+            stamps = pd.to_datetime(series)
+            seconds = stamps.astype("int64").to_numpy().astype(np.float64) / NS_PER_S
+            return np.where(stamps.isna().to_numpy(), np.nan, seconds)
+        return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
+
+    def fit(self, series: pd.Series, rng: np.random.Generator) -> None:
+        from sklearn.exceptions import ConvergenceWarning  # noqa: PLC0415  (slow imports)
+        from sklearn.mixture import BayesianGaussianMixture  # noqa: PLC0415
+
+        values = self.to_float(series)
+        present = values[~np.isnan(values)]
+        self.has_missing = bool(np.isnan(values).any())
+        self.low, self.high = float(present.min()), float(present.max())
+        self.step = _resolution(present, self.kind)
+        centre, scale = float(present.mean()), float(present.std()) or 1.0
+        distinct = np.unique(present)
+        if len(distinct) < 2:
+            self.weights, self.means, self.stds = [1.0], [centre], [1.0]
+            return
+        subset = present if len(present) <= MIXTURE_ROWS else rng.choice(present, MIXTURE_ROWS, replace=False)
+        mixture = BayesianGaussianMixture(
+            n_components=min(MAX_MODES, len(distinct)),
+            weight_concentration_prior_type="dirichlet_process",
+            weight_concentration_prior=0.001,
+            max_iter=100,
+            random_state=int(rng.integers(2**31 - 1)),
+        )
+        with warnings.catch_warnings():  # a mixture that stops at max_iter is still a usable fit
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            mixture.fit(((subset - centre) / scale).reshape(-1, 1))
+        keep = mixture.weights_ > MIN_MODE_WEIGHT
+        weights = mixture.weights_[keep]
+        self.weights = (weights / weights.sum()).tolist()
+        self.means = (mixture.means_[keep, 0] * scale + centre).tolist()
+        self.stds = (np.sqrt(mixture.covariances_[keep, 0, 0]) * scale).clip(min=1e-6 * scale).tolist()
+
+    def encode(self, series: pd.Series, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Return (scalar in [-1, 1], mode code) per row; a mode is drawn from each value's posterior."""
+        values = self.to_float(series)
+        missing = np.isnan(values)
+        means, stds = np.asarray(self.means), np.asarray(self.stds)
+        filled = np.where(missing, means[0], values)[:, None]  # (N, 1) against (K,)
+        log_post = np.log(np.asarray(self.weights)) - np.log(stds) - 0.5 * ((filled - means) / stds) ** 2
+        post = np.exp(log_post - log_post.max(axis=1, keepdims=True))
+        post /= post.sum(axis=1, keepdims=True)
+        cumulative = post.cumsum(axis=1)
+        modes = (rng.random((len(values), 1)) > cumulative).sum(axis=1).clip(max=len(means) - 1)
+        scalars = ((filled[:, 0] - means[modes]) / (4 * stds[modes])).clip(-0.99, 0.99)
+        modes = np.where(missing, len(means), modes)  # the "missing" mode comes last
+        return np.where(missing, 0.0, scalars).astype(np.float32), modes.astype(np.int64)
+
+    def decode(self, scalars: np.ndarray, modes: np.ndarray, clip: bool = True) -> pd.Series:
+        missing = modes >= len(self.means)
+        safe = np.where(missing, 0, modes)
+        values = np.asarray(scalars, np.float64).clip(-1, 1) * 4 * np.asarray(self.stds)[safe]
+        values += np.asarray(self.means)[safe]
+        if clip:
+            values = values.clip(self.low, self.high)
+        if self.step:
+            values = np.round(values / self.step) * self.step
+        values = np.where(missing, np.nan, values)
+        if self.kind == "datetime":
+            stamps = pd.to_datetime(np.round(values * NS_PER_S), unit="ns")
+            return pd.Series(stamps, name=self.name).astype(self.dtype)
+        series = pd.Series(values, name=self.name)
+        if not missing.any() and self.dtype.startswith(("int", "uint", "Int", "UInt")):
+            return series.astype(self.dtype)
+        return series.astype("float64") if not self.dtype.startswith("Int") else series.astype(self.dtype)
+
+
+def _resolution(values: np.ndarray, kind: str) -> float:
+    """Return the step all `values` are multiples of: 1 for integers, a day or a second for datetimes."""
+    if kind == "integer":
+        return 1.0
+    if kind == "datetime":
+        for step in (86_400.0, 1.0):
+            if np.allclose(values / step, np.round(values / step)):
+                return step
+    return 0.0
+
+
+@dataclass
+class CategoricalColumn:
+    """A categorical or boolean column: one-hot over its levels (missing and "other" are levels too)."""
+
+    name: str
+    kind: str
+    dtype: str
+    levels: list[Any] = field(default_factory=list)  # most frequent first; None stands for missing
+    frequencies: list[float] = field(default_factory=list)
+    pooled: list[Any] = field(default_factory=list)  # the rare levels behind "other"
+    pooled_frequencies: list[float] = field(default_factory=list)
+
+    OTHER = "__other__"
+
+    def spans(self) -> list[Span]:
+        return [Span(self.name, "softmax", len(self.levels))]
+
+    def fit(self, series: pd.Series, max_categories: int) -> None:
+        counts = series.astype(object).where(series.notna(), None).value_counts(dropna=False)
+        counts = counts.sort_values(ascending=False, kind="stable")
+        levels = [None if _is_missing(v) else _plain(v) for v in counts.index]
+        shares = (counts.to_numpy() / counts.sum()).tolist()
+        if len(levels) > max_categories:
+            keep = max_categories - 1
+            self.pooled, self.pooled_frequencies = levels[keep:], shares[keep:]
+            levels, shares = [*levels[:keep], self.OTHER], [*shares[:keep], float(sum(shares[keep:]))]
+        self.levels, self.frequencies = levels, shares
+
+    def encode(self, series: pd.Series) -> np.ndarray:
+        index = {level: i for i, level in enumerate(self.levels)}
+        other = index.get(self.OTHER, -1)
+        codes = [index.get(None if _is_missing(v) else _plain(v), other) for v in series.astype(object)]
+        return np.asarray(codes, np.int64)
+
+    def decode(self, codes: np.ndarray, rng: np.random.Generator) -> pd.Series:
+        values = np.empty(len(codes), dtype=object)
+        for code, level in enumerate(self.levels):
+            values[codes == code] = level
+        if self.pooled:
+            chosen = codes == self.levels.index(self.OTHER)
+            share = np.asarray(self.pooled_frequencies) / sum(self.pooled_frequencies)
+            picks = rng.choice(len(self.pooled), int(chosen.sum()), p=share)
+            values[chosen] = [self.pooled[i] for i in picks]
+        series = pd.Series(values, name=self.name)
+        if series.notna().all() and self.dtype != "object":
+            try:
+                return series.astype(self.dtype)
+            except (TypeError, ValueError):
+                return series
+        return series
+
+
+Column = NumericColumn | CategoricalColumn
+
+
+def detect_kind(series: pd.Series, discrete: bool | None) -> str:
+    """Return the kind of `series`; `discrete` forces categorical (True) or numeric (False), None = auto."""
+    name = series.name
+    present = series.dropna()
+    if present.empty:
+        raise UserError(f"column {name!r}: every value is missing; drop it or fill it")
+    if pd.api.types.is_bool_dtype(series) or present.map(lambda v: isinstance(v, bool | np.bool_)).all():
+        return "boolean"
+    if pd.api.types.is_datetime64_any_dtype(series):
+        if discrete:
+            raise UserError(f"--discrete: column {name!r} holds dates; dates cannot be discrete here")
+        return "datetime"
+    if pd.api.types.is_numeric_dtype(series):
+        integral = bool(np.all(np.mod(present.to_numpy(np.float64), 1) == 0))
+        if discrete or (discrete is None and present.nunique() <= AUTO_DISCRETE_LEVELS):
+            return "categorical"
+        return "integer" if integral else "continuous"
+    types = {type(v) for v in present}
+    text = {t for t in types if issubclass(t, str)}
+    numbers = {t for t in types if issubclass(t, int | float | np.number) and not issubclass(t, bool)}
+    if text and numbers:
+        raise UserError(f"column {name!r} mixes numbers and text; make it one type")
+    if discrete is False:
+        raise UserError(f"column {name!r} holds text; it can only be discrete")
+    return "categorical"
+
+
+class TableTransformer:
+    """The reversible map between a DataFrame and (scalars, codes) arrays, and the output spans."""
+
+    def __init__(self, columns: Sequence[Column]):
+        self.columns = list(columns)
+
+    @classmethod
+    def fit(
+        cls,
+        table: pd.DataFrame,
+        discrete_columns: str | Sequence[str],
+        max_categories: int,
+        rng: np.random.Generator,
+    ) -> TableTransformer:
+        if isinstance(discrete_columns, str):
+            if discrete_columns != "auto":
+                raise UserError(f'discrete_columns: give "auto" or a list of names, not {discrete_columns!r}')
+            forced: set[str] | None = None
+        else:
+            forced = set(discrete_columns)
+            unknown = sorted(forced - set(table.columns))
+            if unknown:
+                raise UserError(
+                    f"discrete_columns: no column {unknown[0]!r} (columns: {list(table.columns)})"
+                )
+        columns: list[Column] = []
+        for name in table.columns:
+            series = table[name]
+            discrete = None if forced is None else (True if name in forced else None)
+            kind = detect_kind(series, discrete)
+            dtype = str(series.dtype)
+            if kind in ("categorical", "boolean"):
+                column: Column = CategoricalColumn(str(name), kind, dtype)
+                column.fit(series, max_categories)
+            else:
+                column = NumericColumn(str(name), kind, dtype)
+                column.fit(series, rng)
+            columns.append(column)
+        return cls(columns)
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        return {column.name: column.kind for column in self.columns}
+
+    def spans(self) -> list[Span]:
+        return [span for column in self.columns for span in column.spans()]
+
+    @property
+    def width(self) -> int:
+        return sum(span.width for span in self.spans())
+
+    def categorical(self) -> list[tuple[int, CategoricalColumn]]:
+        """Return (index among the code columns, column) for each categorical column (the conditions)."""
+        return [(i, column) for i, column in enumerate(self.columns) if isinstance(column, CategoricalColumn)]
+
+    def encode(self, table: pd.DataFrame, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Return scalars (N, numeric columns) float32 and codes (N, columns) int64, one code per column."""
+        scalars, codes = [], []
+        for column in self.columns:
+            if isinstance(column, NumericColumn):
+                scalar, mode = column.encode(table[column.name], rng)
+                scalars.append(scalar)
+                codes.append(mode)
+            else:
+                codes.append(column.encode(table[column.name]))
+        n = len(table)
+        scalar_array = np.stack(scalars, axis=1) if scalars else np.zeros((n, 0), np.float32)
+        return scalar_array, np.stack(codes, axis=1)
+
+    def decode(
+        self, scalars: np.ndarray, codes: np.ndarray, rng: np.random.Generator, clip: bool = True
+    ) -> pd.DataFrame:
+        out, s = {}, 0
+        for j, column in enumerate(self.columns):
+            if isinstance(column, NumericColumn):
+                out[column.name] = column.decode(scalars[:, s], codes[:, j], clip=clip)
+                s += 1
+            else:
+                out[column.name] = column.decode(codes[:, j], rng)
+        return pd.DataFrame(out)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [{"type": type(c).__name__, **c.__dict__} for c in self.columns]
+
+    @classmethod
+    def from_json(cls, records: list[dict[str, Any]]) -> TableTransformer:
+        types = {"NumericColumn": NumericColumn, "CategoricalColumn": CategoricalColumn}
+        columns = []
+        for record in records:
+            record = dict(record)
+            columns.append(types[record.pop("type")](**record))
+        return cls(columns)

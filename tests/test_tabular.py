@@ -1,0 +1,237 @@
+"""TabularGAN: column transforms, reproducibility, conditions, saved files, privacy, CLI, quality."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ganforge.data.tables import load_table
+from ganforge.errors import UserError
+from ganforge.metrics.tabular import quality
+from ganforge.tabular import TabularGAN
+from ganforge.tabular.columns import TableTransformer
+
+FAST = {"epochs": 3, "batch_size": 50, "generator_dim": (32,), "discriminator_dim": (32,), "threads": 1}
+
+
+def mixed_table(n: int = 300, seed: int = 0) -> pd.DataFrame:
+    """Every column kind, with missing values in most of them."""
+    rng = np.random.default_rng(seed)
+    table = pd.DataFrame(
+        {
+            "height": np.concatenate([rng.normal(150, 5, n // 2), rng.normal(190, 3, n - n // 2)]),
+            "count": rng.integers(0, 500, n),
+            "colour": rng.choice(["red", "green", "blue"], n),
+            "flag": rng.random(n) < 0.3,
+            "when": pd.to_datetime("2024-01-01") + pd.to_timedelta(rng.integers(0, 365, n), unit="D"),
+            "score": rng.normal(0, 1, n),
+        }
+    )
+    table.loc[rng.random(n) < 0.1, "score"] = np.nan
+    table["colour"] = table["colour"].astype(object)
+    table.loc[rng.random(n) < 0.05, "colour"] = None
+    return table
+
+
+def test_every_column_kind_round_trips_through_the_transform() -> None:
+    table = mixed_table()
+    rng = np.random.default_rng(0)
+    transformer = TableTransformer.fit(table, "auto", 500, rng)
+    assert transformer.kinds == {
+        "height": "continuous",
+        "count": "integer",
+        "colour": "categorical",
+        "flag": "boolean",
+        "when": "datetime",
+        "score": "continuous",
+    }
+    back = transformer.decode(*transformer.encode(table, rng), rng)
+    np.testing.assert_allclose(back["height"], table["height"], rtol=1e-5)
+    assert back["count"].dtype == table["count"].dtype and (back["count"] == table["count"]).all()
+    assert back["colour"].isna().sum() == table["colour"].isna().sum()
+    assert (back["colour"].fillna("-") == table["colour"].fillna("-")).all()
+    assert back["flag"].dtype == bool and (back["flag"] == table["flag"]).all()
+    assert (back["when"] == table["when"]).all()
+    assert (back["score"].isna() == table["score"].isna()).all()
+    np.testing.assert_allclose(back["score"].dropna(), table["score"].dropna(), rtol=1e-4, atol=1e-6)
+    # the transform saves and loads as JSON
+    again = TableTransformer.from_json(json.loads(json.dumps(transformer.to_json())))
+    assert again.kinds == transformer.kinds and again.width == transformer.width
+
+
+def test_the_mixture_finds_both_modes_and_missing_is_a_mode_of_its_own() -> None:
+    table = mixed_table()
+    transformer = TableTransformer.fit(table, "auto", 500, np.random.default_rng(0))
+    height, score = transformer.columns[0], transformer.columns[5]
+    assert any(abs(m - 150) < 3 for m in height.means) and any(abs(m - 190) < 3 for m in height.means)
+    assert score.has_missing and score.n_modes == len(score.means) + 1
+
+
+def test_a_wide_categorical_is_capped_and_its_rare_levels_still_come_back() -> None:
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(
+        {"id": [f"user{i}" for i in rng.integers(0, 3000, 4000)], "x": rng.normal(size=4000)}
+    )
+    model = TabularGAN(max_categories=50, random_state=0, **FAST).fit(table, discrete_columns=["id"])
+    column = model.transformer_.columns[0]
+    assert len(column.levels) == 50 and column.levels[-1] == column.OTHER and len(column.pooled) > 2000
+    rows = model.sample(2000)
+    assert set(rows["id"]) <= set(table["id"])
+    assert len(set(rows["id"]) - set(column.levels)) > 20  # pooled levels are drawn too
+
+
+def test_fit_and_sample_repeat_exactly_with_random_state_and_leave_global_state_alone() -> None:
+    table = mixed_table()
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    first = TabularGAN(random_state=7, **FAST).fit(table).sample(200)
+    after = torch.rand(1)
+    second = TabularGAN(random_state=7, **FAST).fit(table).sample(200)
+    pd.testing.assert_frame_equal(first, second)
+    assert torch.equal(before, after)  # fitting and sampling used their own random streams
+    other = TabularGAN(random_state=8, **FAST).fit(table).sample(200)
+    assert not first.equals(other)
+
+
+def test_samples_keep_kinds_ranges_and_integers() -> None:
+    table = mixed_table()
+    rows = TabularGAN(random_state=0, **FAST).fit(table).sample(500)
+    assert list(rows.columns) == list(table.columns)
+    assert rows["height"].between(table["height"].min(), table["height"].max()).all()
+    assert (rows["count"] == rows["count"].round()).all()
+    assert rows["count"].between(table["count"].min(), table["count"].max()).all()
+    assert rows["when"].dtype == table["when"].dtype and (rows["when"] == rows["when"].dt.normalize()).all()
+    assert set(rows["colour"].dropna()) <= {"red", "green", "blue"}
+
+
+def test_conditional_sampling_returns_only_the_asked_values() -> None:
+    model = TabularGAN(random_state=0, **FAST).fit(mixed_table())
+    rows = model.sample(100, conditions={"colour": "green", "flag": True})
+    assert len(rows) == 100 and (rows["colour"] == "green").all() and rows["flag"].all()
+    with pytest.raises(UserError, match="no column 'shade'"):
+        model.sample(10, conditions={"shade": "green"})
+    with pytest.raises(UserError, match="no value 'purple'"):
+        model.sample(10, conditions={"colour": "purple"})
+    for bad in (0, -5):
+        with pytest.raises(UserError, match="at least 1 row"):
+            model.sample(bad)
+
+
+def test_saved_model_loads_samples_the_same_and_holds_no_training_row(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    table = pd.DataFrame(
+        {"a": rng.normal(size=200), "b": rng.normal(size=200) * 1000, "c": rng.integers(0, 3, 200)}
+    )
+    model = TabularGAN(random_state=0, **FAST).fit(table)
+    model.save(tmp_path / "m")
+    loaded = TabularGAN.load(tmp_path / "m")
+    pd.testing.assert_frame_equal(model.sample(100, random_state=3), loaded.sample(100, random_state=3))
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["model.json", "model.safetensors"]
+    text = (tmp_path / "m" / "model.json").read_text()
+    blob = (tmp_path / "m" / "model.safetensors").read_bytes()
+    stored = set()
+    for column in ("a", "b"):
+        for value in table[column]:
+            # float32 bytes are left out: among ~10^5 float32 weights one can match a value by chance
+            if repr(float(value)) in text or struct.pack("<d", value) in blob:
+                stored.add(float(value))
+    bounds = {float(table[c].min()) for c in ("a", "b")} | {float(table[c].max()) for c in ("a", "b")}
+    assert stored <= bounds  # only each column's observed minimum and maximum, never a row
+
+
+def test_private_fit_spends_no_more_than_its_budget() -> None:
+    model = TabularGAN(dp_epsilon=2.0, epochs=4, batch_size=64, generator_dim=(32,), discriminator_dim=(32,))
+    model.random_state, model.threads = 0, 1
+    model.fit(load_table("penguins"))
+    assert 0 < model.dp_epsilon_spent_ <= 2.0
+    assert model.dp_delta_ == pytest.approx(1 / (10 * 344))
+    assert len(model.sample(50)) == 50
+
+
+def test_bad_settings_and_tables_raise_one_line() -> None:
+    with pytest.raises(UserError, match="multiple of pac"):
+        TabularGAN(batch_size=55, **{k: v for k, v in FAST.items() if k != "batch_size"}).fit(mixed_table())
+    with pytest.raises(UserError, match="every value is missing"):
+        TabularGAN(**FAST).fit(pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [np.nan] * 3}))
+    with pytest.raises(UserError, match="mixes numbers and text"):
+        TabularGAN(**FAST).fit(pd.DataFrame({"a": [1, "x", 3, "y"], "b": [1.0, 2.0, 3.0, 4.0]}))
+    with pytest.raises(UserError, match="discrete_columns: no column 'zzz'"):
+        TabularGAN(**FAST).fit(mixed_table(), discrete_columns=["zzz"])
+    with pytest.raises(UserError, match="not fitted"):
+        TabularGAN().sample(5)
+
+
+def ganforge(*argv: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "ganforge", "tabular", *map(str, argv)]
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_fit_sample_report_and_one_line_errors(tmp_path: Path) -> None:
+    table = mixed_table()
+    train, holdout = table.iloc[:240], table.iloc[240:]
+    train.to_csv(tmp_path / "train.csv", index=False)
+    holdout.to_parquet(tmp_path / "holdout.parquet", index=False)
+    fit = ganforge("fit", "train.csv", "--out", "model", "--epochs", "3", "--threads", "1", cwd=tmp_path)
+    assert fit.returncode == 0, fit.stderr
+    assert "fitted 240 rows x 6 columns" in fit.stderr
+    sample = ganforge(
+        "sample", "model", "--n", "30", "--out", "s.csv", "--condition", "colour=red", cwd=tmp_path
+    )
+    assert sample.returncode == 0, sample.stderr
+    rows = pd.read_csv(tmp_path / "s.csv")
+    assert len(rows) == 30 and (rows["colour"] == "red").all()
+    report = ganforge(
+        "report", "model", "--real", "train.csv", "--holdout", "holdout.parquet", "--target", "colour",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    page = (tmp_path / "model" / "report.html").read_text()
+    for heading in (
+        "Quality",
+        "Columns: real vs synthetic",
+        "Privacy",
+        "membership-inference AUC",
+        "macro F1",
+    ):
+        assert heading in page
+    assert page.count("<img") == 2
+
+    (tmp_path / "one.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "picture.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\xff\xfe")
+    pd.DataFrame({"a": [1.0, 2.0], "b": [np.nan, np.nan]}).to_csv(tmp_path / "nan.csv", index=False)
+    cases = [
+        (("fit", "one.csv", "--out", "x"), "one.csv"),
+        (("fit", "empty.csv", "--out", "x"), "empty.csv"),
+        (("fit", "picture.csv", "--out", "x"), "picture.csv"),
+        (("fit", "nan.csv", "--out", "x"), "every value is missing"),
+        (("sample", "model", "--n", "0", "--out", "s.csv"), "at least 1 row"),
+        (("sample", "model", "--out", "s.csv", "--condition", "shade=red"), "no column 'shade'"),
+        (("sample", "model", "--out", "s.csv", "--condition", "colour=purple"), "no value 'purple'"),
+        (("sample", "nowhere", "--out", "s.csv"), "not a saved TabularGAN"),
+    ]
+    for argv, words in cases:
+        result = ganforge(*argv, cwd=tmp_path)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and words in lines[0], (argv, result.stderr)
+
+
+@pytest.mark.slow
+def test_a_ci_sized_fit_on_penguins_beats_the_column_shuffled_baseline_on_pair_trends() -> None:
+    real = load_table("penguins")
+    model = TabularGAN(epochs=600, batch_size=50, random_state=0, threads=1).fit(real)
+    synthetic = quality(real, model.sample(len(real)), model.kinds_)
+    rng = np.random.default_rng(0)
+    shuffled = real.apply(lambda column: rng.permutation(column.to_numpy()))
+    baseline = quality(real, shuffled, model.kinds_)
+    assert baseline.column_shapes == pytest.approx(1.0)  # a shuffle keeps every column's values...
+    assert synthetic.pair_trends > baseline.pair_trends + 0.02  # ...but only the GAN keeps their pairs
