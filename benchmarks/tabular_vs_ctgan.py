@@ -17,8 +17,8 @@ Runs in its own venv, because ctgan and sdmetrics must never become ganforge dep
 How it measures:
 - Each table is split by `holdout_split(table, 0.2, seed)`; methods fit on the train part, sample as many rows
   as it has, and are scored against it. (The holdout is kept for ganforge's ML-efficacy column, see below.)
-- Discrete columns are those whose dtype is not numeric (strings, categories, bools); an integer column such
-  as penguins' `year` counts as numerical, for every method alike.
+- Discrete columns are those ganforge's `discrete_columns="auto"` finds (text, booleans, numbers with at most
+  10 distinct values such as penguins' `year` and gbsg2's `cens`); every method gets the same list.
 - CTGAN refuses missing values in numerical columns (InvalidDataError), so it alone trains on the train rows
   whose numerical columns are all present; the notes column says how many rows that drops. Missing values in
   discrete columns are a category of their own for CTGAN. It is scored against the full train part.
@@ -54,12 +54,11 @@ HOLDOUT_FRACTION = 0.2
 
 
 def discrete_columns_of(table: pd.DataFrame) -> list[str]:
-    """Return the names of `table`'s columns whose dtype is not numeric (bools count as discrete)."""
-    return [
-        name
-        for name, dtype in table.dtypes.items()
-        if pd.api.types.is_bool_dtype(dtype) or not pd.api.types.is_numeric_dtype(dtype)
-    ]
+    """Return the columns ganforge's "auto" finds discrete: text, booleans and numbers with at most 10
+    distinct values (penguins' year, gbsg2's cens). Every method gets the same list."""
+    from ganforge.tabular.columns import detect_kind
+
+    return [name for name in table.columns if detect_kind(table[name], None) in ("categorical", "boolean")]
 
 
 def peak_rss_mb() -> float:
@@ -346,9 +345,12 @@ def thread_environment(threads: int) -> dict[str, str]:
     return {**os.environ, **{name: str(threads) for name in names}}
 
 
-def run_in_subprocess(dataset: str, method: str, args: argparse.Namespace) -> Result | str:
+def run_in_subprocess(
+    dataset: str, method: str, args: argparse.Namespace, epochs: int | None = None
+) -> Result | str:
     """Return the Result of one (dataset, method) run in a fresh process, or a one-line reason it failed."""
-    command = [sys.executable, __file__, "--worker", f"{dataset}:{method}", "--epochs", str(args.epochs)]
+    epochs = epochs or args.epochs
+    command = [sys.executable, __file__, "--worker", f"{dataset}:{method}", "--epochs", str(epochs)]
     command += ["--threads", str(args.threads), "--seed", str(args.seed)]
     done = subprocess.run(command, capture_output=True, text=True, env=thread_environment(args.threads))
     for line in done.stdout.splitlines():
@@ -417,9 +419,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of each run")
     parser.add_argument("--seed", type=int, default=0, help="seed of the holdout split, the fits and samples")
     parser.add_argument(
+        "--equal-time",
+        action="store_true",
+        help="also run ganforge for as many epochs as fit in CTGAN's fit time (from the equal-epoch runs)",
+    )
+    parser.add_argument(
         "--worker", metavar="DATASET:METHOD", help=argparse.SUPPRESS
     )  # one run, in a subprocess
     return parser.parse_args(argv)
+
+
+def equal_time_run(
+    dataset: str, results: list[Result | tuple[str, str, str]], args: argparse.Namespace
+) -> Result | tuple[str, str, str]:
+    """Run ganforge on `dataset` for the epochs that fit in CTGAN's fit time there (scaled from the two
+    equal-epoch runs, fixed costs included, so it is an estimate: the table shows the fit time it took)."""
+    label = "ganforge (equal time)"
+    done = {r.method: r for r in results if isinstance(r, Result) and r.dataset == dataset}
+    if "ganforge" not in done or "ctgan" not in done:
+        return (dataset, label, "needs the ganforge and ctgan runs at equal epochs")
+    epochs = max(1, round(args.epochs * done["ctgan"].fit_s / done["ganforge"].fit_s))
+    print(f"{dataset} / {label}: {epochs} epochs ...", file=sys.stderr, flush=True)
+    outcome = run_in_subprocess(dataset, "ganforge", args, epochs=epochs)
+    if not isinstance(outcome, Result):
+        return (dataset, label, outcome)
+    outcome.method = label
+    return outcome
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -443,6 +468,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{dataset} / {method} ...", file=sys.stderr, flush=True)
             outcome = run_in_subprocess(dataset, method, args)
             results.append(outcome if isinstance(outcome, Result) else (dataset, method, outcome))
+        if args.equal_time:
+            results.append(equal_time_run(dataset, results, args))
     print(f"`{' '.join(['benchmarks/tabular_vs_ctgan.py', *(argv if argv is not None else sys.argv[1:])])}`")
     print(f"{versions()}; {args.threads} thread(s) a run, seed {args.seed}\n")
     print(markdown_table(results))

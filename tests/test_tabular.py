@@ -183,6 +183,22 @@ def test_cli_fit_sample_report_and_one_line_errors(tmp_path: Path) -> None:
     fit = ganforge("fit", "train.csv", "--out", "model", "--epochs", "3", "--threads", "1", cwd=tmp_path)
     assert fit.returncode == 0, fit.stderr
     assert "fitted 240 rows x 6 columns" in fit.stderr
+    private = ganforge(
+        "fit",
+        "train.csv",
+        "--out",
+        "private",
+        "--epochs",
+        "2",
+        "--dp-epsilon",
+        "3",
+        "--threads",
+        "1",
+        cwd=tmp_path,
+    )
+    assert private.returncode == 0, private.stderr
+    spent = float(private.stderr.split("differential privacy: epsilon ")[1].split()[0])
+    assert 0 < spent <= 3
     sample = ganforge(
         "sample", "model", "--n", "30", "--out", "s.csv", "--condition", "colour=red", cwd=tmp_path
     )

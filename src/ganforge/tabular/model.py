@@ -194,7 +194,8 @@ class TabularGAN:
             for _ in range(steps):
                 cond, columns, levels = data.conditions(batch)
                 real = torch.cat([data.rows(data.matching(columns, levels)), cond], dim=1)
-                fake = generator.activate(generator(torch.randn(batch, self.noise_dim), cond))
+                with torch.no_grad():
+                    fake = generator.activate(generator(torch.randn(batch, self.noise_dim), cond))
                 fake = torch.cat([fake, cond], dim=1)
                 loss_d = wasserstein_discriminator_loss(critic(real), critic(fake.detach()))
                 penalty = gradient_penalty(critic.score_packs, pack(real, self.pac), pack(fake, self.pac))
