@@ -225,11 +225,13 @@ def test_cli_fit_sample_report_and_one_line_errors(tmp_path: Path) -> None:
     (tmp_path / "empty.csv").write_text("")
     (tmp_path / "picture.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\xff\xfe")
     pd.DataFrame({"a": [1.0, 2.0], "b": [np.nan, np.nan]}).to_csv(tmp_path / "nan.csv", index=False)
+    (tmp_path / "mixed.csv").write_text("a,b\n1,x\n2,3\n3,4\n4,5\n")
     cases = [
         (("fit", "one.csv", "--out", "x"), "one.csv"),
         (("fit", "empty.csv", "--out", "x"), "empty.csv"),
         (("fit", "picture.csv", "--out", "x"), "picture.csv"),
         (("fit", "nan.csv", "--out", "x"), "every value is missing"),
+        (("fit", "mixed.csv", "--out", "x"), "column 'b' mixes numbers and text (75% numbers, also 'x')"),
         (("sample", "model", "--n", "0", "--out", "s.csv"), "at least 1 row"),
         (("sample", "model", "--out", "s.csv", "--condition", "shade=red"), "no column 'shade'"),
         (("sample", "model", "--out", "s.csv", "--condition", "colour=purple"), "no value 'purple'"),

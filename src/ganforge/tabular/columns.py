@@ -243,6 +243,17 @@ def detect_kind(series: pd.Series, discrete: bool | None) -> str:
     numbers = {t for t in types if issubclass(t, int | float | np.number) and not issubclass(t, bool)}
     if text and numbers:
         raise UserError(f"column {name!r} mixes numbers and text; make it one type")
+    if text and not discrete:
+        # A CSV column read as text where most values are numbers and a few are not ("12", "7", "n/a"):
+        # almost always a number column with stray entries. Say so, unless the user called it discrete.
+        parsed = pd.to_numeric(present.astype(str), errors="coerce")
+        numeric_share = float(parsed.notna().mean())
+        if 0.5 <= numeric_share < 1.0:
+            stray = present[parsed.isna()].astype(str).iloc[0]
+            raise UserError(
+                f"column {name!r} mixes numbers and text ({numeric_share:.0%} numbers, also {stray!r}); "
+                f"clean it, or list it in --discrete to treat every value as a category"
+            )
     if discrete is False:
         raise UserError(f"column {name!r} holds text; it can only be discrete")
     return "categorical"
