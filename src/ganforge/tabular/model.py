@@ -178,7 +178,7 @@ class TabularGAN:
 
     def _optimizers(self, critic: TableCritic) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
         def adam(params: Any) -> torch.optim.Optimizer:
-            return torch.optim.Adam(params, lr=self.lr, betas=(0.5, 0.9), weight_decay=1e-6)
+            return torch.optim.Adam(params, lr=self.lr, betas=(0.5, 0.9), weight_decay=1e-6, fused=True)
 
         return adam(self.generator_.parameters()), adam(critic.parameters())
 
