@@ -278,6 +278,7 @@ class Result:
     pairs: float
     extra: dict[str, float] = field(default_factory=dict)
     notes: str = ""
+    seed: int = 0
 
 
 def run_one(dataset: str, method: str, epochs: int, seed: int) -> Result:
@@ -319,6 +320,7 @@ def run_one(dataset: str, method: str, epochs: int, seed: int) -> Result:
     for metric in EXTRA_METRICS:
         extra.update(metric(train, synthetic, holdout, discrete, TARGETS[dataset]))
     return Result(
+        seed=seed,
         dataset=dataset,
         method=method,
         train_rows=len(train),
@@ -346,12 +348,12 @@ def thread_environment(threads: int) -> dict[str, str]:
 
 
 def run_in_subprocess(
-    dataset: str, method: str, args: argparse.Namespace, epochs: int | None = None
+    dataset: str, method: str, args: argparse.Namespace, seed: int, epochs: int | None = None
 ) -> Result | str:
-    """Return the Result of one (dataset, method) run in a fresh process, or a one-line reason it failed."""
+    """Return the Result of one (dataset, method, seed) run in a fresh process, or why it failed."""
     epochs = epochs or args.epochs
     command = [sys.executable, __file__, "--worker", f"{dataset}:{method}", "--epochs", str(epochs)]
-    command += ["--threads", str(args.threads), "--seed", str(args.seed)]
+    command += ["--threads", str(args.threads), "--seed", str(seed)]
     done = subprocess.run(command, capture_output=True, text=True, env=thread_environment(args.threads))
     for line in done.stdout.splitlines():
         if line.startswith(RESULT_PREFIX):
@@ -393,6 +395,33 @@ def markdown_table(results: list[Result | tuple[str, str, str]]) -> str:
     return "\n".join([*lines, *("| " + " | ".join(row) + " |" for row in rows)])
 
 
+SUMMARY = [("quality", "quality"), ("shapes", "shapes"), ("pairs", "pair trends")]
+SUMMARY_EXTRA = ["gf pairs", "ML ratio", "DCR syn"]
+
+
+def summary_table(results: list[Result]) -> str:
+    """Return a markdown table of mean ± std over seeds per (dataset, method)."""
+    groups: dict[tuple[str, str], list[Result]] = {}
+    for r in results:
+        groups.setdefault((r.dataset, r.method), []).append(r)
+
+    def spread(values: list[float]) -> str:
+        values = [v for v in values if v is not None and not np.isnan(v)]
+        if not values:
+            return ""
+        std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        return f"{np.mean(values):.3f} ± {std:.3f}"
+
+    titles = ["dataset", "method", "seeds", "fit s", *(t for _, t in SUMMARY), *SUMMARY_EXTRA]
+    lines = ["| " + " | ".join(titles) + " |", "|" + "|".join("---" for _ in titles) + "|"]
+    for (dataset, method), runs in groups.items():
+        row = [dataset, method, str(len(runs)), spread([r.fit_s for r in runs])]
+        row += [spread([getattr(r, key) for r in runs]) for key, _ in SUMMARY]
+        row += [spread([r.extra.get(title) for r in runs]) for title in SUMMARY_EXTRA]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def versions() -> str:
     """Return one line naming the versions and machine the numbers come from."""
     from importlib.metadata import PackageNotFoundError, version
@@ -418,6 +447,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=10, help="training epochs of each GAN")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of each run")
     parser.add_argument("--seed", type=int, default=0, help="seed of the holdout split, the fits and samples")
+    parser.add_argument("--seeds", type=int, default=1, help="run N seeds from --seed; adds means")
     parser.add_argument(
         "--equal-time",
         action="store_true",
@@ -430,17 +460,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def equal_time_run(
-    dataset: str, results: list[Result | tuple[str, str, str]], args: argparse.Namespace
+    dataset: str, results: list[Result | tuple[str, str, str]], args: argparse.Namespace, seed: int
 ) -> Result | tuple[str, str, str]:
     """Run ganforge on `dataset` for the epochs that fit in CTGAN's fit time there (scaled from the two
     equal-epoch runs, fixed costs included, so it is an estimate: the table shows the fit time it took)."""
     label = "ganforge (equal time)"
-    done = {r.method: r for r in results if isinstance(r, Result) and r.dataset == dataset}
+    done = {r.method: r for r in results if isinstance(r, Result) and (r.dataset, r.seed) == (dataset, seed)}
     if "ganforge" not in done or "ctgan" not in done:
         return (dataset, label, "needs the ganforge and ctgan runs at equal epochs")
     epochs = max(1, round(args.epochs * done["ctgan"].fit_s / done["ganforge"].fit_s))
     print(f"{dataset} / {label}: {epochs} epochs ...", file=sys.stderr, flush=True)
-    outcome = run_in_subprocess(dataset, "ganforge", args, epochs=epochs)
+    outcome = run_in_subprocess(dataset, "ganforge", args, seed, epochs=epochs)
     if not isinstance(outcome, Result):
         return (dataset, label, outcome)
     outcome.method = label
@@ -463,16 +493,21 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         raise SystemExit(f"unknown methods {', '.join(unknown)}; known: {', '.join(METHODS)}")
     results: list[Result | tuple[str, str, str]] = []
+    seeds = range(args.seed, args.seed + args.seeds)
     for dataset in (name for name in args.datasets.split(",") if name):
-        for method in methods:
-            print(f"{dataset} / {method} ...", file=sys.stderr, flush=True)
-            outcome = run_in_subprocess(dataset, method, args)
-            results.append(outcome if isinstance(outcome, Result) else (dataset, method, outcome))
-        if args.equal_time:
-            results.append(equal_time_run(dataset, results, args))
+        for seed in seeds:
+            for method in methods:
+                print(f"{dataset} / {method} / seed {seed} ...", file=sys.stderr, flush=True)
+                outcome = run_in_subprocess(dataset, method, args, seed)
+                results.append(outcome if isinstance(outcome, Result) else (dataset, method, outcome))
+            if args.equal_time:
+                results.append(equal_time_run(dataset, results, args, seed))
     print(f"`{' '.join(['benchmarks/tabular_vs_ctgan.py', *(argv if argv is not None else sys.argv[1:])])}`")
-    print(f"{versions()}; {args.threads} thread(s) a run, seed {args.seed}\n")
+    print(f"{versions()}; {args.threads} thread(s) a run, seeds {seeds.start}-{seeds.stop - 1}\n")
     print(markdown_table(results))
+    if len(seeds) > 1:
+        print()
+        print(summary_table([r for r in results if isinstance(r, Result)]))
 
 
 if __name__ == "__main__":
