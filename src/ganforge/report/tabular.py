@@ -16,6 +16,7 @@ import pandas as pd  # noqa: E402
 
 import ganforge  # noqa: E402
 from ganforge.errors import UserError  # noqa: E402
+from ganforge.metrics.tabular import TabularQuality  # noqa: E402
 from ganforge.report.html import STYLE  # noqa: E402
 from ganforge.report.images import png_bytes  # noqa: E402
 from ganforge.report.markup import figure, img, note  # noqa: E402
@@ -120,7 +121,7 @@ def _model_section(model: ganforge.tabular.TabularGAN, n_real: int, n_synthetic:
     return _table(rows)
 
 
-def _quality_section(scores: object) -> str:
+def _quality_section(scores: TabularQuality) -> str:
     rows = [
         ("column shapes", f"{scores.column_shapes:.3f}"),
         ("pair trends", f"{scores.pair_trends:.3f}"),

@@ -483,6 +483,12 @@ class _Rows:
             self.starts.append(torch.cumsum(counts, 0) - counts)
             share = torch.log1p(counts.double())  # CTGAN: levels drawn by log-frequency
             self.log_share.append((share / share.sum()).float())
+        # where each categorical column's one-hot starts in the generator's output
+        self.output_starts, start = {}, 0
+        for column in transformer.columns:
+            if isinstance(column, CategoricalColumn):
+                self.output_starts[column.name] = start
+            start += sum(span.width for span in column.spans())
 
     def rows(self, index: torch.Tensor) -> torch.Tensor:
         """Return the rows at `index` as the critic sees them: scalars and one-hots in span order."""
@@ -550,18 +556,13 @@ class _Rows:
         """Return the cross-entropy of each row's chosen column output against its asked level."""
         if not self.categorical:
             return raw.new_zeros(())
-        starts, start = {}, 0
-        for column in self.transformer.columns:
-            for span in column.spans():
-                if isinstance(column, CategoricalColumn):
-                    starts[column.name] = start
-                start += span.width
         total = raw.new_zeros(())
         for k, (_, column) in enumerate(self.categorical):
             chosen = (columns == k).nonzero()[:, 0]
             if len(chosen) == 0:
                 continue
-            logits = raw[chosen, starts[column.name] : starts[column.name] + len(column.levels)]
+            start = self.output_starts[column.name]
+            logits = raw[chosen, start : start + len(column.levels)]
             total = total + F.cross_entropy(logits, levels[chosen], reduction="sum")
         return total / len(columns)
 
