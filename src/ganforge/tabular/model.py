@@ -259,6 +259,8 @@ class TabularGAN:
             totals, steps = {"critic": 0.0, "generator": 0.0}, 0
             for (rows,) in loader:
                 if len(rows) == 0:
+                    # An empty Poisson sample has probability (1 - q)^n, about e^-batch: never in practice.
+                    # It is skipped, and the accountant then counts only the steps taken.
                     opt_d.zero_grad(set_to_none=True)
                     continue
                 real_cond, _, _ = data.conditions_of(rows)
