@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import ganforge  # noqa: E402
+from ganforge.engine.checkpoint import write_text_atomic  # noqa: E402
 from ganforge.errors import UserError  # noqa: E402
 from ganforge.metrics.tabular import TabularQuality  # noqa: E402
 from ganforge.report.html import STYLE  # noqa: E402
@@ -85,9 +86,7 @@ def write_tabular_report(
         f"<footer><p>Written by ganforge {escape(ganforge.__version__)} on "
         f"{escape(time.strftime('%Y-%m-%d %H:%M'))}.</p></footer>\n</main></body></html>\n"
     )
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page)
-    tmp.replace(path)
+    write_text_atomic(path, page)
     return path
 
 

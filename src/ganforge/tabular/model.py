@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from ganforge.engine.checkpoint import write_atomic, write_text_atomic
 from ganforge.errors import UserError
 from ganforge.objectives.adversarial import (
     minimax_discriminator_loss,
@@ -420,8 +421,8 @@ class TabularGAN:
             "dp_epsilon_spent": getattr(self, "dp_epsilon_spent_", None),
             "dp_delta": getattr(self, "dp_delta_", None),
         }
-        _atomic_write(folder / "model.safetensors", lambda tmp: save_file(state, str(tmp)))
-        _atomic_write(folder / "model.json", lambda tmp: tmp.write_text(json.dumps(meta, indent=1)))
+        write_atomic(folder / "model.safetensors", lambda tmp: save_file(state, str(tmp)))
+        write_text_atomic(folder / "model.json", json.dumps(meta, indent=1))
         return folder
 
     @classmethod
@@ -597,9 +598,3 @@ class _threads:
 
     def __exit__(self, *exc: object) -> None:
         torch.set_num_threads(self.before)
-
-
-def _atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    tmp.replace(path)
