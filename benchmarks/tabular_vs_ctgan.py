@@ -26,6 +26,8 @@ How it measures:
   Peak memory is `resource.getrusage(RUSAGE_SELF).ru_maxrss` of that subprocess (psutil is not needed, and
   tracemalloc does not see torch's allocations): it includes the interpreter with torch, pandas and the
   table (`base MB`, measured just before the fit); `+fit MB` is what the fit added on top of that peak.
+- Each subprocess builds a throwaway torch optimizer before timing: the first one imports torch._dynamo
+  (about 1.2 s), a one-time cost that would otherwise land inside the fit of every method.
 - `--threads N` sets torch's threads, the BLAS/OpenMP threads and loky's CPU count in each subprocess:
   CTGAN transforms tables of 500 rows or more with joblib `n_jobs=-1`, and with N > 1 those loky workers are
   other processes whose memory `peak MB` does not count.
@@ -293,6 +295,9 @@ def run_one(dataset: str, method: str, epochs: int, seed: int) -> Result:
     train, holdout = holdout_split(table, fraction=HOLDOUT_FRACTION, random_state=seed)
     if method == "ctgan":
         import ctgan  # noqa: F401  (imported before `base MB`, so that `+fit MB` is the fit's own memory)
+    # The first optimizer a process builds imports torch._dynamo (about 1.2 s here), inside whichever fit
+    # comes first. Pay it before the clock starts, for every method alike: `fit s` is the fit's own time.
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
     base_mb = peak_rss_mb()
     notes = ""
     preprocess_s = epoch_s = None

@@ -15,9 +15,10 @@ import torch
 
 from ganforge.data.tables import load_table
 from ganforge.errors import UserError
-from ganforge.metrics.tabular import quality
+from ganforge.metrics.tabular import ks_statistic, quality
 from ganforge.tabular import TabularGAN
-from ganforge.tabular.columns import TableTransformer
+from ganforge.tabular.columns import NumericColumn, Span, TableTransformer
+from ganforge.tabular.nets import SpanSoftmax
 
 FAST = {"epochs": 3, "batch_size": 50, "generator_dim": (32,), "discriminator_dim": (32,), "threads": 1}
 
@@ -253,3 +254,61 @@ def test_a_ci_sized_fit_on_penguins_beats_the_column_shuffled_baseline_on_pair_t
     baseline = quality(real, shuffled, model.kinds_)
     assert baseline.column_shapes == pytest.approx(1.0)  # a shuffle keeps every column's values...
     assert synthetic.pair_trends > baseline.pair_trends + 0.02  # ...but only the GAN keeps their pairs
+
+
+def test_span_softmax_equals_a_softmax_per_span() -> None:
+    spans = [Span("a", "tanh", 1), Span("a", "softmax", 3), Span("b", "softmax", 5), Span("c", "tanh", 1)]
+    spans.append(Span("d", "softmax", 2))
+    block = SpanSoftmax(spans)
+    logits = torch.randn(6, 12, dtype=torch.float64) * 20  # large logits: the shift by each span's maximum
+    soft = logits[:, block.soft]
+    pieces = [logits[:, 1:4], logits[:, 4:9], logits[:, 10:12]]
+    torch.testing.assert_close(block.softmax(soft), torch.cat([p.softmax(1) for p in pieces], 1))
+    torch.testing.assert_close(block.log_softmax(soft), torch.cat([p.log_softmax(1) for p in pieces], 1))
+    torch.manual_seed(0)
+    rows = block.activate(logits, tau=0.2)
+    torch.testing.assert_close(rows[:, [0, 9]], torch.tanh(logits[:, [0, 9]]))
+    for start, stop in ((1, 4), (4, 9), (10, 12)):  # each span is a probability vector
+        torch.testing.assert_close(rows[:, start:stop].sum(1), torch.ones(6, dtype=torch.float64))
+
+
+def test_the_marginal_map_gives_the_mixture_shape_and_keeps_every_rank() -> None:
+    rng = np.random.default_rng(0)
+    real = pd.Series(np.concatenate([rng.normal(0, 1, 3000), rng.normal(8, 1, 3000)]), name="x")
+    column = NumericColumn("x", "continuous", "float64")
+    column.fit(real, rng)
+    generated = rng.normal(4, 2, 20_000)  # a generator that smeared both modes into one
+    generated[:100] = np.nan  # missing values stay missing
+    column.fit_marginal_map(generated)
+    mapped = column.finish(generated)
+    assert np.isnan(mapped[:100]).all()
+    present, mapped_present = generated[100:], mapped[100:]
+    order = np.argsort(present)
+    assert (np.diff(mapped_present[order]) >= 0).all()  # monotone: every row keeps its rank
+    assert ks_statistic(real.to_numpy(), mapped_present) < 0.03 < 0.2 < ks_statistic(real.to_numpy(), present)
+
+
+def test_a_marginal_map_is_kept_only_where_it_brings_the_shape_closer() -> None:
+    rng = np.random.default_rng(0)
+    # "spiky": an integer column that is 0 for 60 % of rows with a long tail; a mixture smooths the spike
+    spiky = np.where(rng.random(2000) < 0.6, 0, rng.lognormal(4, 1.5, 2000).round()).astype(int)
+    table = pd.DataFrame({"smooth": rng.normal(0, 1, 2000), "spiky": spiky})
+    transformer = TableTransformer.fit(table, "auto", 500, rng)
+    scalars, codes = transformer.encode(table, rng)
+    # generated rows: "smooth" squashed towards its mean (a map helps); "spiky" exactly the data (none can)
+    scalars[:, 0] *= 0.5
+    kept = transformer.fit_marginal_maps(table, scalars, codes)
+    assert kept == ["smooth"]
+    assert transformer.columns[0].source and not transformer.columns[1].source
+
+
+def test_matching_marginals_brings_a_brief_fit_closer_to_every_numeric_column() -> None:
+    table = mixed_table(600)
+    kinds = TableTransformer.fit(table, "auto", 500, np.random.default_rng(0)).kinds
+    shapes = {}
+    for match in (False, True):
+        model = TabularGAN(random_state=0, match_marginals=match, **FAST).fit(table)
+        shapes[match] = quality(table, model.sample(600), kinds).per_column
+    numeric = [name for name, kind in kinds.items() if kind in ("continuous", "integer", "datetime")]
+    assert model.mapped_columns_  # the brief fit leaves shapes the maps can improve
+    assert sum(shapes[True][n] for n in numeric) > sum(shapes[False][n] for n in numeric) + 0.1

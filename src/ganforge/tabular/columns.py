@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ganforge.errors import UserError
+from ganforge.metrics.tabular import ks_statistic
 
 KINDS = ("continuous", "integer", "categorical", "boolean", "datetime")
 MAX_MODES = 10
@@ -74,6 +75,9 @@ class NumericColumn:
     high: float = 0.0
     step: float = 0.0  # values are multiples of this (1 for integers, 86,400 s for dates); 0 = any
     has_missing: bool = False
+    # the marginal map (see `fit_marginal_map`): quantiles of the generator's values and of the mixture
+    source: list[float] = field(default_factory=list)
+    target: list[float] = field(default_factory=list)
 
     @property
     def n_modes(self) -> int:
@@ -110,6 +114,7 @@ class NumericColumn:
             weight_concentration_prior_type="dirichlet_process",
             weight_concentration_prior=0.001,
             max_iter=100,
+            covariance_type="diag",  # one feature: the same fit as "full", without its per-mode loops
             random_state=int(rng.integers(2**31 - 1)),
         )
         with warnings.catch_warnings():  # a mixture that stops at max_iter is still a usable fit
@@ -119,7 +124,7 @@ class NumericColumn:
         weights = mixture.weights_[keep]
         self.weights = (weights / weights.sum()).tolist()
         self.means = (mixture.means_[keep, 0] * scale + centre).tolist()
-        self.stds = (np.sqrt(mixture.covariances_[keep, 0, 0]) * scale).clip(min=1e-6 * scale).tolist()
+        self.stds = (np.sqrt(mixture.covariances_[keep, 0]) * scale).clip(min=1e-6 * scale).tolist()
 
     def encode(self, series: pd.Series, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Return (scalar in [-1, 1], mode code) per row; a mode is drawn from each value's posterior."""
@@ -136,16 +141,61 @@ class NumericColumn:
         modes = np.where(missing, len(means), modes)  # the "missing" mode comes last
         return np.where(missing, 0.0, scalars).astype(np.float32), modes.astype(np.int64)
 
-    def decode(self, scalars: np.ndarray, modes: np.ndarray, clip: bool = True) -> pd.Series:
+    def values(self, scalars: np.ndarray, modes: np.ndarray) -> np.ndarray:
+        """Return the numbers that (scalar, mode) pairs stand for, before any map, clipping or rounding."""
         missing = modes >= len(self.means)
         safe = np.where(missing, 0, modes)
         values = np.asarray(scalars, np.float64).clip(-1, 1) * 4 * np.asarray(self.stds)[safe]
         values += np.asarray(self.means)[safe]
+        return np.where(missing, np.nan, values)
+
+    def mixture_quantiles(self, levels: np.ndarray, clip: bool = True) -> np.ndarray:
+        """Return the mixture's quantiles at `levels` in [0, 1], the mixture cut to [low, high] if `clip`.
+
+        Without `clip` the mixture is cut where decoding can reach: each mode's mean +- 4 std.
+        """
+        from scipy.special import ndtr  # noqa: PLC0415  (the normal CDF; scipy comes with scikit-learn)
+
+        means, stds = np.asarray(self.means), np.asarray(self.stds)
+        low, high = (self.low, self.high) if clip else ((means - 4 * stds).min(), (means + 4 * stds).max())
+        if high <= low:
+            return np.full(len(levels), low)
+        grid = np.linspace(low, high, 8193)
+        cdf = (np.asarray(self.weights) * ndtr((grid[:, None] - means) / stds)).sum(axis=1)
+        cdf = (cdf - cdf[0]) / max(cdf[-1] - cdf[0], 1e-300)
+        return np.interp(levels, cdf, grid)
+
+    def fit_marginal_map(self, generated: np.ndarray, points: int = 1001, clip: bool = True) -> None:
+        """Learn a monotone map that gives the generator's numbers this column's mixture as marginal.
+
+        `generated` are numbers the generator made (`values`, NaN where missing). The map sends the
+        generator's q-quantile to the mixture's q-quantile for `points` levels of q, and interpolates
+        between: each row keeps its rank, so the dependence between columns that the generator learnt is
+        kept, while the column's own shape becomes the mixture's (a copula-style correction).
+        """
+        present = np.sort(generated[~np.isnan(generated)])
+        if len(present) < 2 or present[0] == present[-1]:
+            self.source, self.target = [], []
+            return
+        levels = np.linspace(0, 1, points)
+        source = np.quantile(present, levels)
+        keep = np.concatenate([[True], np.diff(source) > 0])  # np.interp needs increasing knots
+        self.source = source[keep].tolist()
+        self.target = self.mixture_quantiles(levels[keep], clip).tolist()
+
+    def finish(self, values: np.ndarray, clip: bool = True, mapped: bool = True) -> np.ndarray:
+        """Return `values` (from `values`) as sampled numbers: mapped, clipped to range and rounded."""
+        if mapped and self.source:
+            values = np.interp(values, self.source, self.target)  # NaN (missing) stays NaN
         if clip:
             values = values.clip(self.low, self.high)
         if self.step:
             values = np.round(values / self.step) * self.step
-        values = np.where(missing, np.nan, values)
+        return values
+
+    def decode(self, scalars: np.ndarray, modes: np.ndarray, clip: bool = True) -> pd.Series:
+        values = self.finish(self.values(scalars, modes), clip)
+        missing = np.isnan(values)
         if self.kind == "datetime":
             stamps = pd.to_datetime(np.round(values * NS_PER_S), unit="ns")
             return pd.Series(stamps, name=self.name).astype(self.dtype)
@@ -339,6 +389,34 @@ class TableTransformer:
             else:
                 out[column.name] = column.decode(codes[:, j], rng)
         return pd.DataFrame(out)
+
+    def fit_marginal_maps(
+        self, table: pd.DataFrame, scalars: np.ndarray, codes: np.ndarray, clip: bool = True
+    ) -> list[str]:
+        """Fit each numeric column's marginal map on generated rows; keep it where it measures better.
+
+        A map is kept only if it brings the generated numbers closer to the column of `table` (the training
+        data) by the Kolmogorov-Smirnov statistic. The mixture is a poor model of some columns (an integer
+        column with a spike at 0 and a long tail, say), and there mapping to it would make the shape worse.
+        Return the names of the columns that keep a map.
+        """
+        kept, s = [], 0
+        for j, column in enumerate(self.columns):
+            if not isinstance(column, NumericColumn):
+                continue
+            generated = column.values(scalars[:, s], codes[:, j])
+            s += 1
+            column.fit_marginal_map(generated, clip=clip)
+            real = column.to_float(table[column.name])
+            real, generated = real[~np.isnan(real)], generated[~np.isnan(generated)]
+            if not column.source or not len(generated):
+                continue
+            plain = ks_statistic(real, column.finish(generated, clip, mapped=False))
+            if ks_statistic(real, column.finish(generated, clip)) < plain:
+                kept.append(column.name)
+            else:
+                column.source, column.target = [], []
+        return kept
 
     def to_json(self) -> list[dict[str, Any]]:
         return [{"type": type(c).__name__, **c.__dict__} for c in self.columns]

@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from ganforge.engine.checkpoint import write_atomic, write_text_atomic
@@ -40,9 +39,10 @@ from ganforge.objectives.adversarial import (
 )
 from ganforge.objectives.regularisers import gradient_penalty, pack
 from ganforge.tabular.columns import CategoricalColumn, NumericColumn, TableTransformer
-from ganforge.tabular.nets import TableCritic, TableGenerator
+from ganforge.tabular.nets import SpanSoftmax, TableCritic, TableGenerator
 
 FORMAT = "ganforge-tabular/1"
+MARGINAL_MAP_ROWS = 20_000  # generated rows the marginal maps are fitted on
 EpochCallback = Callable[[int, int, dict[str, float]], None]  # (epoch, epochs, losses)
 
 
@@ -60,6 +60,8 @@ class TabularGAN:
         gp_weight: weight of the WGAN-GP gradient penalty.
         max_categories: levels kept per categorical column; rarer ones are pooled into "other".
         clip_to_range: keep sampled numbers within each column's observed minimum and maximum.
+        match_marginals: after training, map each numeric column's generated numbers so that their
+            distribution is the column's fitted mixture, keeping every row's rank (see docs/tabular.md).
         dp_epsilon: if set, train the critic with DP-SGD to this (epsilon, delta) budget.
         dp_delta: the delta of the budget; default 1 / (10 n) for n training rows.
         dp_max_grad_norm: per-row gradient clipping bound of DP-SGD.
@@ -79,6 +81,7 @@ class TabularGAN:
         gp_weight: float = 10.0,
         max_categories: int = 500,
         clip_to_range: bool = True,
+        match_marginals: bool = True,
         dp_epsilon: float | None = None,
         dp_delta: float | None = None,
         dp_max_grad_norm: float = 1.0,
@@ -95,6 +98,7 @@ class TabularGAN:
         self.gp_weight = gp_weight
         self.max_categories = max_categories
         self.clip_to_range = clip_to_range
+        self.match_marginals = match_marginals
         self.dp_epsilon = dp_epsilon
         self.dp_delta = dp_delta
         self.dp_max_grad_norm = dp_max_grad_norm
@@ -169,6 +173,8 @@ class TabularGAN:
                 self._fit_wgan(len(table), on_epoch)
             else:
                 self._fit_private(len(table), on_epoch)
+            if self.match_marginals:
+                self.mapped_columns_ = self._fit_marginal_maps(table)
         del self._data
         self.n_rows_ = len(table)
         self.columns_ = [str(c) for c in table.columns]
@@ -188,25 +194,23 @@ class TabularGAN:
         critic = TableCritic(self.transformer_.width + data.cond_dim, self.discriminator_dim, self.pac)
         opt_g, opt_d = self._optimizers(critic)
         batch = min(self.batch_size, max(self.pac, n_rows // self.pac * self.pac))
-        steps = max(n_rows // batch, 1)
+        steps, packs = max(n_rows // batch, 1), batch // self.pac
         generator.train()
         for epoch in range(1, self.epochs + 1):
             totals = {"critic": 0.0, "generator": 0.0}
             for _ in range(steps):
                 cond, columns, levels = data.conditions(batch)
                 real = torch.cat([data.rows(data.matching(columns, levels)), cond], dim=1)
-                with torch.no_grad():
-                    fake = generator.activate(generator(torch.randn(batch, self.noise_dim), cond))
-                fake = torch.cat([fake, cond], dim=1)
-                loss_d = wasserstein_discriminator_loss(critic(real), critic(fake.detach()))
+                raw = generator(torch.randn(batch, self.noise_dim), cond)
+                fake = torch.cat([generator.activate(raw), cond], dim=1)
+                scores = critic(torch.cat([real, fake.detach()]))  # one pass: real and fake packs never mix
+                loss_d = wasserstein_discriminator_loss(scores[:packs], scores[packs:])
                 penalty = gradient_penalty(critic.score_packs, pack(real, self.pac), pack(fake, self.pac))
                 opt_d.zero_grad(set_to_none=True)
                 (loss_d + self.gp_weight * penalty).backward()
                 opt_d.step()
 
-                cond, columns, levels = data.conditions(batch)
-                raw = generator(torch.randn(batch, self.noise_dim), cond)
-                fake = torch.cat([generator.activate(raw), cond], dim=1)
+                # the generator's step scores the same fake rows against the updated critic
                 loss_g = wasserstein_generator_loss(critic(fake)) + data.condition_loss(raw, columns, levels)
                 opt_g.zero_grad(set_to_none=True)
                 loss_g.backward()
@@ -384,7 +388,8 @@ class TabularGAN:
             cond[chosen.nonzero()[:, 0], layout.offsets[name] + levels] = 1.0
         return cond
 
-    def _decode(self, activated: torch.Tensor, rng: np.random.Generator) -> pd.DataFrame:
+    def _split(self, activated: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Return activated rows as (scalars, codes) arrays: the tanh units, and the argmax of each span."""
         scalars, codes, start = [], [], 0
         for column in self.transformer_.columns:
             for span in column.spans():
@@ -396,7 +401,26 @@ class TabularGAN:
                 start += span.width
         n = activated.shape[0]
         scalar_array = torch.stack(scalars, 1).numpy() if scalars else np.zeros((n, 0), np.float32)
-        return self.transformer_.decode(scalar_array, torch.stack(codes, 1).numpy(), rng, self.clip_to_range)
+        return scalar_array, torch.stack(codes, 1).numpy()
+
+    def _decode(self, activated: torch.Tensor, rng: np.random.Generator) -> pd.DataFrame:
+        scalars, codes = self._split(activated)
+        return self.transformer_.decode(scalars, codes, rng, self.clip_to_range)
+
+    def _fit_marginal_maps(self, table: pd.DataFrame) -> list[str]:
+        """Draw MARGINAL_MAP_ROWS rows as `sample` would; fit the numeric columns' marginal maps on them.
+
+        The generator's marginal of a numeric column is close to the data's but not equal (a GAN trained
+        briefly gets the shape least right); the map moves each number to the mixture quantile of its rank
+        among the generated numbers, which keeps the rows' joint structure (see `NumericColumn`).
+        """
+        generator = self.generator_
+        generator.eval()
+        with torch.no_grad():
+            cond = self._sample_conditions(MARGINAL_MAP_ROWS, [])
+            raw = generator(torch.randn(MARGINAL_MAP_ROWS, self.noise_dim), cond)
+            scalars, codes = self._split(generator.activate(raw))
+        return self.transformer_.fit_marginal_maps(table, scalars, codes, clip=self.clip_to_range)
 
     # -- saving -------------------------------------------------------------------------------------------
 
@@ -486,24 +510,31 @@ class _Rows:
             self.starts.append(torch.cumsum(counts, 0) - counts)
             share = torch.log1p(counts.double())  # CTGAN: levels drawn by log-frequency
             self.log_share.append((share / share.sum()).float())
-        # where each categorical column's one-hot starts in the generator's output
-        self.output_starts, start = {}, 0
+        # where each scalar sits and each code's one-hot starts in the generator's output
+        scalar_units, code_starts, output_starts, start = [], [], {}, 0
         for column in transformer.columns:
-            if isinstance(column, CategoricalColumn):
-                self.output_starts[column.name] = start
+            if isinstance(column, NumericColumn):
+                scalar_units.append(start)
+                code_starts.append(start + 1)
+            else:
+                code_starts.append(start)
+                output_starts[column.name] = start
             start += sum(span.width for span in column.spans())
+        self.width = start
+        self.scalar_units = torch.tensor(scalar_units, dtype=torch.long)
+        self.code_starts = torch.tensor(code_starts, dtype=torch.long)
+        # the condition loss works on the softmax block of SpanSoftmax: where each condition column starts
+        self.span_softmax = SpanSoftmax(transformer.spans())
+        self.block_starts = torch.tensor(
+            [self.span_softmax.block_index[output_starts[column.name]] for _, column in self.categorical],
+            dtype=torch.long,
+        )
 
     def rows(self, index: torch.Tensor) -> torch.Tensor:
         """Return the rows at `index` as the critic sees them: scalars and one-hots in span order."""
-        parts, s = [], 0
-        for j, column in enumerate(self.transformer.columns):
-            if isinstance(column, NumericColumn):
-                parts.append(self.scalars[index, s : s + 1])
-                s += 1
-                parts.append(F.one_hot(self.codes[index, j], column.n_modes).float())
-            else:
-                parts.append(F.one_hot(self.codes[index, j], len(column.levels)).float())
-        return torch.cat(parts, dim=1)
+        rows = torch.zeros(len(index), self.width)
+        rows[:, self.scalar_units] = self.scalars[index]
+        return rows.scatter_(1, self.code_starts + self.codes[index], 1.0)
 
     def conditions(
         self, batch: int, uniform: bool = False
@@ -556,18 +587,12 @@ class _Rows:
         return index
 
     def condition_loss(self, raw: torch.Tensor, columns: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
-        """Return the cross-entropy of each row's chosen column output against its asked level."""
+        """Return the mean cross-entropy of each row's chosen column output against its asked level."""
         if not self.categorical:
             return raw.new_zeros(())
-        total = raw.new_zeros(())
-        for k, (_, column) in enumerate(self.categorical):
-            chosen = (columns == k).nonzero()[:, 0]
-            if len(chosen) == 0:
-                continue
-            start = self.output_starts[column.name]
-            logits = raw[chosen, start : start + len(column.levels)]
-            total = total + F.cross_entropy(logits, levels[chosen], reduction="sum")
-        return total / len(columns)
+        log_probs = self.span_softmax.log_softmax(raw[:, self.span_softmax.soft])
+        asked = (self.block_starts[columns] + levels).unsqueeze(1)
+        return -log_probs.gather(1, asked).mean()
 
 
 def _same(level: Any, value: Any) -> bool:

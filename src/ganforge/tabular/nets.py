@@ -24,6 +24,61 @@ class Residual(nn.Module):
         return torch.cat([F.relu(self.norm(self.linear(x))), x], dim=1)
 
 
+class SpanSoftmax:
+    """Softmax within every softmax span of a row at once, instead of one call per span.
+
+    The softmax units of all spans are gathered into one block, and each unit knows the number of its span:
+    the per-span maximum and sum are then one scatter each, whatever the number of spans. The result equals
+    a separate softmax per span. On CTGAN-sized tables this cuts the generator's activation from about six
+    calls per span to a dozen in all.
+    """
+
+    def __init__(self, spans: Sequence[Span]):
+        soft, tanh, span_of, start, n_spans = [], [], [], 0, 0
+        for span in spans:
+            units = list(range(start, start + span.width))
+            if span.activation == "tanh":
+                tanh += units
+            else:
+                soft += units
+                span_of += [n_spans] * span.width
+                n_spans += 1
+            start += span.width
+        self.n_spans = n_spans
+        self.soft = torch.tensor(soft, dtype=torch.long)
+        self.tanh = torch.tensor(tanh, dtype=torch.long)
+        self.span_of = torch.tensor(span_of, dtype=torch.long)
+        self.block_index = {unit: i for i, unit in enumerate(soft)}  # output unit -> place in the block
+        self.order = torch.argsort(torch.cat([self.tanh, self.soft]))  # block layout -> output layout
+
+    def _shift(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return (logits minus the maximum of their span, the span numbers broadcast to the batch)."""
+        index = self.span_of.expand(logits.shape[0], -1)
+        top = logits.new_full((logits.shape[0], self.n_spans), -torch.inf)
+        top = top.scatter_reduce(1, index, logits.detach(), "amax")  # a constant shift: no gradient needed
+        return logits - top.gather(1, index), index
+
+    def softmax(self, logits: torch.Tensor) -> torch.Tensor:
+        """Return the softmax within each span of `logits` (B, softmax units)."""
+        shifted, index = self._shift(logits)
+        exp = shifted.exp()
+        total = exp.new_zeros((exp.shape[0], self.n_spans)).scatter_add(1, index, exp)
+        return exp / total.gather(1, index)
+
+    def log_softmax(self, logits: torch.Tensor) -> torch.Tensor:
+        """Return the log-softmax within each span of `logits` (B, softmax units)."""
+        shifted, index = self._shift(logits)
+        total = shifted.new_zeros((shifted.shape[0], self.n_spans)).scatter_add(1, index, shifted.exp())
+        return shifted - total.log().gather(1, index)
+
+    def activate(self, raw: torch.Tensor, tau: float) -> torch.Tensor:
+        """Return tanh of the scalar units and a Gumbel-softmax (Jang et al. 2017) within each span."""
+        logits = raw[:, self.soft]
+        gumbels = -torch.empty_like(logits).exponential_().log()  # Gumbel(0, 1) noise, as F.gumbel_softmax
+        soft = self.softmax((logits + gumbels) / tau)
+        return torch.cat([torch.tanh(raw[:, self.tanh]), soft], dim=1)[:, self.order]
+
+
 class TableGenerator(nn.Module):
     """Maps (noise, condition vector) to the raw outputs of every span; `activate` turns them into rows."""
 
@@ -36,18 +91,14 @@ class TableGenerator(nn.Module):
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(width, sum(span.width for span in spans))
         self.spans = list(spans)
+        self.span_softmax = SpanSoftmax(self.spans)
 
     def forward(self, noise: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(torch.cat([noise, cond], dim=1)))  # (B, data width) raw
 
     def activate(self, raw: torch.Tensor, tau: float = 0.2) -> torch.Tensor:
         """Return the rows as the critic sees them: tanh scalars and Gumbel-softmax one-hots."""
-        parts, start = [], 0
-        for span in self.spans:
-            piece = raw[:, start : start + span.width]
-            parts.append(torch.tanh(piece) if span.activation == "tanh" else F.gumbel_softmax(piece, tau=tau))
-            start += span.width
-        return torch.cat(parts, dim=1)
+        return self.span_softmax.activate(raw, tau)
 
 
 class TableCritic(nn.Module):
