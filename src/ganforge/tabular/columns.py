@@ -277,7 +277,11 @@ def detect_kind(series: pd.Series, discrete: bool | None) -> str:
     present = series.dropna()
     if present.empty:
         raise UserError(f"column {name!r}: every value is missing; drop it or fill it")
-    if pd.api.types.is_bool_dtype(series) or present.map(lambda v: isinstance(v, bool | np.bool_)).all():
+    # only an object or category column can hold Python booleans among other values
+    is_object = pd.api.types.is_object_dtype(series) or isinstance(series.dtype, pd.CategoricalDtype)
+    if pd.api.types.is_bool_dtype(series) or (
+        is_object and present.map(lambda v: isinstance(v, bool | np.bool_)).all()
+    ):
         return "boolean"
     if pd.api.types.is_datetime64_any_dtype(series):
         if discrete:
