@@ -312,3 +312,19 @@ def test_matching_marginals_brings_a_brief_fit_closer_to_every_numeric_column() 
     numeric = [name for name, kind in kinds.items() if kind in ("continuous", "integer", "datetime")]
     assert model.mapped_columns_  # the brief fit leaves shapes the maps can improve
     assert sum(shapes[True][n] for n in numeric) > sum(shapes[False][n] for n in numeric) + 0.1
+
+
+def test_a_private_fit_keeps_every_marginal_map_without_consulting_the_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def compare_with_data(*_: object) -> float:
+        raise AssertionError("the private fit compared generated numbers with the training data")
+
+    monkeypatch.setattr("ganforge.tabular.columns.ks_statistic", compare_with_data)
+    model = TabularGAN(dp_epsilon=5.0, epochs=2, batch_size=64, generator_dim=(32,), discriminator_dim=(32,))
+    model.random_state, model.threads = 0, 1
+    table = load_table("penguins")
+    model.fit(table)
+    numeric = [name for name, kind in model.kinds_.items() if kind in ("continuous", "integer")]
+    assert model.mapped_columns_ == numeric
+    assert TabularGAN.load(model.save(tmp_path / "m")).mapped_columns_ == numeric

@@ -14,9 +14,13 @@ times the levels, never rows times levels (CTGAN's full one-hot matrix is what r
 `max_categories` levels, the rarest are pooled into one "other" level: the model learns how often "other"
 occurs, and a sampled "other" is resolved to one of the pooled levels by their training frequencies.
 
+After training, a numeric column may also get a **marginal map** (`NumericColumn.fit_marginal_map`): a
+monotone map from the generator's quantiles to the mixture's, fitted on generated numbers.
+
 What the fitted transform keeps (and a saved model holds): per numeric column the mixture's weights, means
-and standard deviations, the observed minimum and maximum (to keep samples in range) and the resolution;
-per categorical column its levels and their frequencies. No training row is kept.
+and standard deviations, the observed minimum and maximum (to keep samples in range), the resolution and
+the marginal map's quantiles; per categorical column its levels and their frequencies. No training row is
+kept.
 """
 
 from __future__ import annotations
@@ -395,13 +399,14 @@ class TableTransformer:
         return pd.DataFrame(out)
 
     def fit_marginal_maps(
-        self, table: pd.DataFrame, scalars: np.ndarray, codes: np.ndarray, clip: bool = True
+        self, table: pd.DataFrame | None, scalars: np.ndarray, codes: np.ndarray, clip: bool = True
     ) -> list[str]:
         """Fit each numeric column's marginal map on generated rows; keep it where it measures better.
 
         A map is kept only if it brings the generated numbers closer to the column of `table` (the training
         data) by the Kolmogorov-Smirnov statistic. The mixture is a poor model of some columns (an integer
         column with a spike at 0 and a long tail, say), and there mapping to it would make the shape worse.
+        With `table` None every map is kept, without a look at the data (the private fit does this).
         Return the names of the columns that keep a map.
         """
         kept, s = [], 0
@@ -411,16 +416,21 @@ class TableTransformer:
             generated = column.values(scalars[:, s], codes[:, j])
             s += 1
             column.fit_marginal_map(generated, clip=clip)
-            real = column.to_float(table[column.name])
-            real, generated = real[~np.isnan(real)], generated[~np.isnan(generated)]
-            if not column.source or not len(generated):
+            if not column.source:
                 continue
-            plain = ks_statistic(real, column.finish(generated, clip, mapped=False))
-            if ks_statistic(real, column.finish(generated, clip)) < plain:
-                kept.append(column.name)
-            else:
-                column.source, column.target = [], []
+            if table is not None:
+                real = column.to_float(table[column.name])
+                real, generated = real[~np.isnan(real)], generated[~np.isnan(generated)]
+                plain = ks_statistic(real, column.finish(generated, clip, mapped=False))
+                if ks_statistic(real, column.finish(generated, clip)) >= plain:
+                    column.source, column.target = [], []
+                    continue
+            kept.append(column.name)
         return kept
+
+    def mapped(self) -> list[str]:
+        """Return the names of the numeric columns that have a marginal map."""
+        return [c.name for c in self.columns if isinstance(c, NumericColumn) and c.source]
 
     def to_json(self) -> list[dict[str, Any]]:
         return [{"type": type(c).__name__, **c.__dict__} for c in self.columns]

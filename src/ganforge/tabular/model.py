@@ -174,11 +174,13 @@ class TabularGAN:
             else:
                 self._fit_private(len(table), on_epoch)
             if self.match_marginals:
-                self.mapped_columns_ = self._fit_marginal_maps(table)
+                # the private fit must not consult the data again: it keeps every map (see _fit_private)
+                self._fit_marginal_maps(table if self.dp_epsilon is None else None)
         del self._data
         self.n_rows_ = len(table)
         self.columns_ = [str(c) for c in table.columns]
         self.kinds_ = self.transformer_.kinds
+        self.mapped_columns_ = self.transformer_.mapped()
         self.seed_ = seed
         self.fit_seconds_ = time.perf_counter() - started
         return self
@@ -234,7 +236,9 @@ class TabularGAN:
         What it does not cover: the column transforms are fitted on the raw table before training - the
         mixture parameters, each column's minimum and maximum, and the list of categorical levels. Those are
         stored in the model as they are. If they are sensitive, give the model a table whose levels and
-        ranges are public, or widen them by hand; we do not fit them with DP.
+        ranges are public, or widen them by hand; we do not fit them with DP. The marginal maps
+        (`match_marginals`) are built from the generator and the mixtures only: unlike the ordinary fit, the
+        private one keeps every map instead of checking each against the data.
 
         The loss under DP is the non-saturating GAN loss without gradient penalty (opacus's per-sample
         gradients cannot be differentiated again), and pac is 1 so each clipped gradient belongs to one row.
@@ -407,7 +411,7 @@ class TabularGAN:
         scalars, codes = self._split(activated)
         return self.transformer_.decode(scalars, codes, rng, self.clip_to_range)
 
-    def _fit_marginal_maps(self, table: pd.DataFrame) -> list[str]:
+    def _fit_marginal_maps(self, table: pd.DataFrame | None) -> list[str]:
         """Draw MARGINAL_MAP_ROWS rows as `sample` would; fit the numeric columns' marginal maps on them.
 
         The generator's marginal of a numeric column is close to the data's but not equal (a GAN trained
@@ -473,6 +477,7 @@ class TabularGAN:
         model.fit_seconds_, model.history_ = meta["fit_seconds"], meta["history"]
         model.columns_ = [c.name for c in model.transformer_.columns]
         model.kinds_ = model.transformer_.kinds
+        model.mapped_columns_ = model.transformer_.mapped()
         if meta.get("dp_epsilon_spent") is not None:
             model.dp_epsilon_spent_, model.dp_delta_ = meta["dp_epsilon_spent"], meta["dp_delta"]
         return model
