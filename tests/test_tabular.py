@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import struct
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +19,7 @@ import torch
 from ganforge.data.tables import load_table
 from ganforge.errors import UserError
 from ganforge.metrics.tabular import ks_statistic, quality
-from ganforge.tabular import TabularGAN
+from ganforge.tabular import FitInterrupted, TabularGAN
 from ganforge.tabular.columns import NumericColumn, Span, TableTransformer
 from ganforge.tabular.nets import SpanSoftmax
 
@@ -328,3 +331,64 @@ def test_a_private_fit_keeps_every_marginal_map_without_consulting_the_data(
     numeric = [name for name, kind in model.kinds_.items() if kind in ("continuous", "integer")]
     assert model.mapped_columns_ == numeric
     assert TabularGAN.load(model.save(tmp_path / "m")).mapped_columns_ == numeric
+
+
+def test_an_interrupted_fit_resumes_to_the_same_model(tmp_path: Path) -> None:
+    table, settings = mixed_table(), dict(FAST, epochs=6)
+    whole = TabularGAN(random_state=3, **settings).fit(table)
+    checkpoint = tmp_path / "fit.safetensors"
+
+    def ctrl_c_after_epoch_2(epoch: int, _epochs: int, _losses: dict[str, float]) -> None:
+        if epoch == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # a real signal: the fit's handler finishes the epoch first
+
+    stopped = TabularGAN(random_state=3, **settings)
+    with pytest.raises(FitInterrupted, match="after epoch 2 of 6") as caught:
+        stopped.fit(table, on_epoch=ctrl_c_after_epoch_2, checkpoint=checkpoint)
+    assert caught.value.epoch == 2 and checkpoint.is_file()
+    with pytest.raises(UserError, match="not fitted yet"):
+        stopped.sample(5)
+    with pytest.raises(UserError, match="other data or settings"):
+        TabularGAN(random_state=3, **dict(settings, lr=1e-3)).fit(table, checkpoint=checkpoint, resume=True)
+    with pytest.raises(UserError, match="other data or settings"):
+        TabularGAN(random_state=3, **settings).fit(table.iloc[1:], checkpoint=checkpoint, resume=True)
+    resumed = TabularGAN(random_state=3, **settings).fit(table, checkpoint=checkpoint, resume=True)
+    assert resumed.history_ == whole.history_ and len(resumed.history_) == 6
+    for name, weight in whole.generator_.state_dict().items():
+        assert torch.equal(weight, resumed.generator_.state_dict()[name]), name
+    pd.testing.assert_frame_equal(whole.sample(200), resumed.sample(200))
+    assert not checkpoint.exists()  # a finished fit leaves only the model
+    with pytest.raises(UserError, match="no checkpoint at"):
+        TabularGAN(random_state=3, **settings).fit(table, checkpoint=checkpoint, resume=True)
+
+
+def test_cli_fit_stops_with_130_and_resumes_with_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ganforge.cli import main
+    from ganforge.tabular.resume import FitCheckpoint
+
+    mixed_table().to_csv(tmp_path / "t.csv", index=False)
+    argv = ["tabular", "fit", str(tmp_path / "t.csv"), "--epochs", "5", "--batch-size", "50"]
+    argv += ["--threads", "1"]
+    assert main([*argv, "--out", str(tmp_path / "whole")]) == 0
+    after_epoch = FitCheckpoint.after_epoch
+
+    def signal_at_epoch_3(self: FitCheckpoint, epoch: int, epochs: int, state: Any) -> None:
+        if epoch == 3:
+            self.stop_signal = signal.SIGTERM  # as the handler does when SIGTERM arrives
+        after_epoch(self, epoch, epochs, state)
+
+    monkeypatch.setattr(FitCheckpoint, "after_epoch", signal_at_epoch_3)
+    out = tmp_path / "model"
+    capsys.readouterr()
+    assert main([*argv, "--out", str(out)]) == 130
+    assert "interrupted after epoch 3 of 5" in capsys.readouterr().err
+    monkeypatch.setattr(FitCheckpoint, "after_epoch", after_epoch)
+    assert main([*argv, "--out", str(out)]) == 2  # the checkpoint is there: ask for --resume
+    assert "add --resume" in capsys.readouterr().err
+    assert main([*argv, "--out", str(out), "--dp-epsilon", "2", "--resume"]) == 2
+    assert main([*argv, "--out", str(out), "--resume"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["model.json", "model.safetensors"]
+    whole, resumed = TabularGAN.load(tmp_path / "whole"), TabularGAN.load(out)
+    pd.testing.assert_frame_equal(whole.sample(100), resumed.sample(100))

@@ -10,6 +10,7 @@ import typer
 
 from ganforge.errors import UserError
 
+CHECKPOINT = "fit-checkpoint.safetensors"  # in --out while a fit runs
 app = typer.Typer(no_args_is_help=True, help="Synthetic tables: fit a TabularGAN, sample rows, report.")
 
 
@@ -40,12 +41,19 @@ def fit(
     ] = None,
     seed: Annotated[int, typer.Option(help="random_state: the same seed gives the same model")] = 0,
     threads: Annotated[int | None, typer.Option(help="Torch threads (default: torch's)")] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Go on from the checkpoint an interrupted fit left in --out")
+    ] = False,
 ) -> int:
-    """Fit a TabularGAN on DATA and save it to --out."""
+    """Fit a TabularGAN on DATA and save it to --out.
+
+    While fitting, the state is written to OUT/fit-checkpoint.safetensors every minute and on Ctrl-C or
+    SIGTERM (exit code 130); the same command with --resume goes on from it and gives the same model.
+    """
     from rich.console import Console  # noqa: PLC0415
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ganforge.tabular import TabularGAN  # noqa: PLC0415
+    from ganforge.tabular import FitInterrupted, TabularGAN  # noqa: PLC0415
 
     model = TabularGAN(
         epochs=epochs,
@@ -71,8 +79,29 @@ def fit(
         text = f"D {losses['critic']:+.3f}  G {losses['generator']:+.3f}"
         progress.update(task, completed=epoch, losses=text)
 
-    with progress:
-        model.fit(data, discrete_columns=_names(discrete), on_epoch=on_epoch)
+    checkpoint: Path | None = out / CHECKPOINT
+    if dp_epsilon is not None:
+        if resume:
+            raise UserError("--resume: a private fit (--dp-epsilon) is not checkpointed, so it cannot resume")
+        checkpoint = None
+    elif checkpoint.exists() and not resume:
+        raise UserError(f"--out: {checkpoint} is left from an interrupted fit; add --resume, or delete it")
+    try:
+        with progress:
+            model.fit(
+                data,
+                discrete_columns=_names(discrete),
+                on_epoch=on_epoch,
+                checkpoint=checkpoint,
+                resume=resume,
+            )
+    except FitInterrupted as stop:
+        print(
+            f"interrupted after epoch {stop.epoch} of {stop.epochs}; state saved to {stop.path}; "
+            "run the same command with --resume to go on",
+            file=sys.stderr,
+        )
+        return 130
     model.save(out)
     line = f"fitted {model.n_rows_} rows x {len(model.columns_)} columns in {model.fit_seconds_:.1f} s"
     if getattr(model, "dp_epsilon_spent_", None) is not None:

@@ -17,6 +17,7 @@ with training-by-sampling, a packed critic (PacGAN, pac 10) and WGAN-GP. What di
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -40,6 +41,7 @@ from ganforge.objectives.adversarial import (
 from ganforge.objectives.regularisers import gradient_penalty, pack
 from ganforge.tabular.columns import CategoricalColumn, NumericColumn, TableTransformer
 from ganforge.tabular.nets import SpanSoftmax, TableCritic, TableGenerator
+from ganforge.tabular.resume import FitCheckpoint, FitInterrupted, fingerprint, read_seed
 
 FORMAT = "ganforge-tabular/1"
 MARGINAL_MAP_ROWS = 20_000  # generated rows the marginal maps are fitted on
@@ -111,7 +113,7 @@ class TabularGAN:
         return {
             name: (list(value) if isinstance(value, tuple) else value)
             for name, value in vars(self).items()
-            if not name.endswith("_")
+            if not name.endswith("_") and not name.startswith("_")  # fitted or private attributes
         }
 
     def _check_params(self, n_rows: int) -> None:
@@ -142,47 +144,76 @@ class TabularGAN:
         data: pd.DataFrame | str | Path,
         discrete_columns: str | Sequence[str] = "auto",
         on_epoch: EpochCallback | None = None,
+        checkpoint: str | Path | None = None,
+        resume: bool = False,
+        checkpoint_seconds: float = 60.0,
     ) -> TabularGAN:
         """Learn `data` (a DataFrame, or a CSV/Parquet path or built-in table name); return self.
 
         `discrete_columns` is "auto" (text, booleans and numbers with at most 10 distinct values are
         categorical) or the names to treat as categorical. `on_epoch(epoch, epochs, losses)` is called after
         every epoch (the CLI's progress bar).
+
+        With `checkpoint` (a file path) the fit's state is written there at most every `checkpoint_seconds`
+        and when SIGINT or SIGTERM arrives, which then raises `FitInterrupted`; `resume=True` goes on from
+        that file, and the result is the same as a fit never interrupted. The file is deleted when the fit
+        ends. See `ganforge.tabular.resume`. A private fit (`dp_epsilon`) is not checkpointed.
         """
         from ganforge.data.tables import load_table  # noqa: PLC0415
 
         table = load_table(data)
         self._check_params(len(table))
-        seed = (
-            self.random_state
-            if self.random_state is not None
-            else int(np.random.SeedSequence().entropy % 2**31)
-        )
-        started = time.perf_counter()
-        with torch.random.fork_rng(), _threads(self.threads):
+        keeper = None
+        if checkpoint is not None:
+            if self.dp_epsilon is not None:
+                raise UserError("checkpoint: a private fit (dp_epsilon) cannot be checkpointed or resumed")
+            keeper = FitCheckpoint(Path(checkpoint), checkpoint_seconds)
+        elif resume:
+            raise UserError("resume: give the checkpoint file to resume from")
+        if keeper is not None and resume:
+            seed = read_seed(keeper.path)
+        elif self.random_state is not None:
+            seed = self.random_state
+        else:
+            seed = int(np.random.SeedSequence().entropy % 2**31)
+        self._started = time.perf_counter()
+        self._seconds_before = 0.0
+        signals = keeper.stop_on_signals() if keeper is not None else contextlib.nullcontext()
+        with torch.random.fork_rng(), _threads(self.threads), signals:
             torch.manual_seed(seed)
             rng = np.random.default_rng(seed)
             self.transformer_ = TableTransformer.fit(table, discrete_columns, self.max_categories, rng)
             scalars, codes = self.transformer_.encode(table, rng)
+            resumed = None
+            if keeper is not None:
+                settings = {k: v for k, v in self.get_params().items() if k not in ("epochs", "threads")}
+                keeper.identity, keeper.seed = fingerprint(settings, scalars, codes), seed
+                resumed = keeper.restore() if resume else None
             self._data = _Rows(self.transformer_, torch.from_numpy(scalars), torch.from_numpy(codes))
             self.generator_ = TableGenerator(
                 self.noise_dim, self._data.cond_dim, self.generator_dim, self.transformer_.spans()
             )
             self.history_: list[dict[str, float]] = []
-            if self.dp_epsilon is None:
-                self._fit_wgan(len(table), on_epoch)
-            else:
-                self._fit_private(len(table), on_epoch)
+            try:
+                if self.dp_epsilon is None:
+                    self._fit_wgan(len(table), on_epoch, keeper, resumed)
+                else:
+                    self._fit_private(len(table), on_epoch)
+            except FitInterrupted:
+                del self.generator_, self._data  # not fitted: resume from the checkpoint instead
+                raise
             if self.match_marginals:
                 # the private fit must not consult the data again: it keeps every map (see _fit_private)
                 self._fit_marginal_maps(table if self.dp_epsilon is None else None)
         del self._data
+        if keeper is not None:
+            keeper.remove()
         self.n_rows_ = len(table)
         self.columns_ = [str(c) for c in table.columns]
         self.kinds_ = self.transformer_.kinds
         self.mapped_columns_ = self.transformer_.mapped()
         self.seed_ = seed
-        self.fit_seconds_ = time.perf_counter() - started
+        self.fit_seconds_ = self._seconds_before + time.perf_counter() - self._started
         return self
 
     def _optimizers(self, critic: TableCritic) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
@@ -191,14 +222,41 @@ class TabularGAN:
 
         return adam(self.generator_.parameters()), adam(critic.parameters())
 
-    def _fit_wgan(self, n_rows: int, on_epoch: EpochCallback | None) -> None:
+    def _fit_wgan(
+        self,
+        n_rows: int,
+        on_epoch: EpochCallback | None,
+        keeper: FitCheckpoint | None = None,
+        resumed: dict[str, Any] | None = None,
+    ) -> None:
         generator, data = self.generator_, self._data
         critic = TableCritic(self.transformer_.width + data.cond_dim, self.discriminator_dim, self.pac)
         opt_g, opt_d = self._optimizers(critic)
         batch = min(self.batch_size, max(self.pac, n_rows // self.pac * self.pac))
         steps, packs = max(n_rows // batch, 1), batch // self.pac
+        first = 1
+        if resumed is not None:
+            generator.load_state_dict(resumed["generator"])
+            critic.load_state_dict(resumed["critic"])
+            opt_g.load_state_dict(resumed["opt_g"])
+            opt_d.load_state_dict(resumed["opt_d"])
+            torch.set_rng_state(resumed["rng"])
+            self.history_ = [dict(losses) for losses in resumed["history"]]
+            self._seconds_before, first = float(resumed["seconds"]), int(resumed["epoch"]) + 1
+
+        def state() -> dict[str, Any]:
+            return {
+                "generator": generator.state_dict(),
+                "critic": critic.state_dict(),
+                "opt_g": opt_g.state_dict(),
+                "opt_d": opt_d.state_dict(),
+                "rng": torch.get_rng_state(),
+                "history": self.history_,
+                "seconds": self._seconds_before + time.perf_counter() - self._started,
+            }
+
         generator.train()
-        for epoch in range(1, self.epochs + 1):
+        for epoch in range(first, self.epochs + 1):
             totals = {"critic": 0.0, "generator": 0.0}
             for _ in range(steps):
                 cond, columns, levels = data.conditions(batch)
@@ -222,6 +280,8 @@ class TabularGAN:
             self.history_.append(totals)
             if on_epoch is not None:
                 on_epoch(epoch, self.epochs, totals)
+            if keeper is not None:
+                keeper.after_epoch(epoch, self.epochs, state)
 
     def _fit_private(self, n_rows: int, on_epoch: EpochCallback | None) -> None:
         """Train with DP-SGD on the critic (Abadi et al. 2016) through opacus; G learns only through D.
