@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
-import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from ganforge.engine.ema import EMA, recalibrate_batch_norm
 from ganforge.engine.optim import make_optimizer, make_schedule, match_memory_format
 from ganforge.engine.precision import autocast, memory_format_for, resolve_precision
 from ganforge.engine.rng import rng_state, seed_everything, set_rng_state
+from ganforge.engine.signals import stop_signals_into
 from ganforge.engine.transfer import freeze_first_layers, load_initial_weights
 from ganforge.errors import TrainingDiverged, UserError
 from ganforge.recipes import Recipe, build_recipe
@@ -185,7 +184,7 @@ class Trainer:
                 " (auto)" if self.config.training.precision == "auto" else "",
             )
         reason = "finished"
-        with self._stop_on_signals(), self._threads_restored():
+        with stop_signals_into(self, "_stop_signal"), self._threads_restored():
             for callback in self.callbacks:
                 callback.on_train_start(self)
             try:
@@ -330,25 +329,6 @@ class Trainer:
             yield
         finally:
             torch.set_num_threads(self._threads_before)
-
-    @contextlib.contextmanager
-    def _stop_on_signals(self) -> Iterator[None]:
-        """While training, SIGINT/SIGTERM ask the loop to checkpoint and stop; a second SIGINT aborts."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def request_stop(signum: int, _frame: object) -> None:
-            if self._stop_signal is not None and signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            self._stop_signal = signum
-
-        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
     # -- sampling --------------------------------------------------------------------------------------
 

@@ -16,17 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ganforge.engine.checkpoint import load_state, save_state
+from ganforge.engine.signals import stop_signals_into
 from ganforge.errors import UserError
 
 FORMAT = "ganforge-tabular-fit/1"
@@ -100,21 +99,6 @@ class FitCheckpoint:
         """Delete the checkpoint once the fit has finished (the model itself is what to keep)."""
         self.path.unlink(missing_ok=True)
 
-    @contextmanager
-    def stop_on_signals(self) -> Iterator[None]:
+    def stop_on_signals(self) -> AbstractContextManager[None]:
         """While fitting, SIGINT and SIGTERM ask for a checkpoint and a stop; a second SIGINT stops now."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-
-        def request_stop(signum: int, _frame: object) -> None:
-            if self.stop_signal is not None and signum == signal.SIGINT:
-                raise KeyboardInterrupt
-            self.stop_signal = signum
-
-        previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        return stop_signals_into(self, "stop_signal")
