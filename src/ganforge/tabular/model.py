@@ -45,6 +45,7 @@ from ganforge.tabular.resume import FitCheckpoint, FitInterrupted, fingerprint, 
 
 FORMAT = "ganforge-tabular/1"
 MARGINAL_MAP_ROWS = 20_000  # generated rows the marginal maps are fitted on
+GENERATE_CHUNK = 4096  # rows a forward pass when sampling many
 EpochCallback = Callable[[int, int, dict[str, float]], None]  # (epoch, epochs, losses)
 
 
@@ -395,7 +396,7 @@ class TabularGAN:
             while have < n:
                 batch = max(min(4 * (n - have), 50_000), 500)
                 cond = self._sample_conditions(batch, wanted)
-                raw = generator(torch.randn(batch, self.noise_dim), cond)
+                raw = self._generate(torch.randn(batch, self.noise_dim), cond)
                 rows = self._decode(generator.activate(raw), rng)
                 for name, value in wanted:
                     rows = rows[_matches(rows[name], value)]
@@ -452,6 +453,19 @@ class TabularGAN:
             cond[chosen.nonzero()[:, 0], layout.offsets[name] + levels] = 1.0
         return cond
 
+    def _generate(self, noise: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """Return the generator's raw outputs for many rows, GENERATE_CHUNK rows a forward pass (no grad).
+
+        The hidden layers of 50,000 rows at once would hold a few hundred MB; chunks keep it to tens.
+        """
+        with torch.no_grad():
+            return torch.cat(
+                [
+                    self.generator_(noise[i : i + GENERATE_CHUNK], cond[i : i + GENERATE_CHUNK])
+                    for i in range(0, len(noise), GENERATE_CHUNK)
+                ]
+            )
+
     def _split(self, activated: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Return activated rows as (scalars, codes) arrays: the tanh units, and the argmax of each span."""
         scalars, codes, start = [], [], 0
@@ -482,7 +496,7 @@ class TabularGAN:
         generator.eval()
         with torch.no_grad():
             cond = self._sample_conditions(MARGINAL_MAP_ROWS, [])
-            raw = generator(torch.randn(MARGINAL_MAP_ROWS, self.noise_dim), cond)
+            raw = self._generate(torch.randn(MARGINAL_MAP_ROWS, self.noise_dim), cond)
             scalars, codes = self._split(generator.activate(raw))
         return self.transformer_.fit_marginal_maps(table, scalars, codes, clip=self.clip_to_range)
 
