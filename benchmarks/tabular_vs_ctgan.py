@@ -24,8 +24,9 @@ How it measures:
   discrete columns are a category of their own for CTGAN. It is scored against the full train part.
 - Every (dataset, method) fit runs in a fresh subprocess of this script, so that its peak memory is its own.
   Peak memory is `resource.getrusage(RUSAGE_SELF).ru_maxrss` of that subprocess (psutil is not needed, and
-  tracemalloc does not see torch's allocations): it includes the interpreter with torch, pandas and the
-  table (`base MB`, measured just before the fit); `+fit MB` is what the fit added on top of that peak.
+  tracemalloc does not see torch's allocations): it includes the interpreter with torch, pandas, the
+  table and the method's own imports (ctgan; scikit-learn's mixtures for ganforge) (`base MB`, measured
+  just before the fit); `+fit MB` is what the fit added on top of that peak.
 - Each subprocess builds a throwaway torch optimizer before timing: the first one imports torch._dynamo
   (about 1.2 s), a one-time cost that would otherwise land inside the fit of every method.
 - `--threads N` sets torch's threads, the BLAS/OpenMP threads and loky's CPU count in each subprocess:
