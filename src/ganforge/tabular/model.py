@@ -41,7 +41,7 @@ from ganforge.objectives.adversarial import (
 from ganforge.objectives.regularisers import gradient_penalty, pack
 from ganforge.tabular.columns import CategoricalColumn, NumericColumn, TableTransformer
 from ganforge.tabular.nets import SpanSoftmax, TableCritic, TableGenerator
-from ganforge.tabular.resume import FitCheckpoint, FitInterrupted, fingerprint, read_seed
+from ganforge.tabular.resume import FitCheckpoint, FitInterrupted, fingerprint
 
 FORMAT = "ganforge-tabular/1"
 MARGINAL_MAP_ROWS = 20_000  # generated rows the marginal maps are fitted on
@@ -171,8 +171,9 @@ class TabularGAN:
             keeper = FitCheckpoint(Path(checkpoint), checkpoint_seconds)
         elif resume:
             raise UserError("resume: give the checkpoint file to resume from")
-        if keeper is not None and resume:
-            seed = read_seed(keeper.path)
+        resumed = keeper.load() if keeper is not None and resume else None
+        if resumed is not None:
+            seed = int(resumed["seed"])  # the transforms are fitted again exactly as the first time
         elif self.random_state is not None:
             seed = self.random_state
         else:
@@ -185,11 +186,11 @@ class TabularGAN:
             rng = np.random.default_rng(seed)
             self.transformer_ = TableTransformer.fit(table, discrete_columns, self.max_categories, rng)
             scalars, codes = self.transformer_.encode(table, rng)
-            resumed = None
             if keeper is not None:
                 settings = {k: v for k, v in self.get_params().items() if k not in ("epochs", "threads")}
                 keeper.identity, keeper.seed = fingerprint(settings, scalars, codes), seed
-                resumed = keeper.restore() if resume else None
+                if resumed is not None:
+                    keeper.check(resumed)
             self._data = _Rows(self.transformer_, torch.from_numpy(scalars), torch.from_numpy(codes))
             self.generator_ = TableGenerator(
                 self.noise_dim, self._data.cond_dim, self.generator_dim, self.transformer_.spans()

@@ -48,20 +48,6 @@ def fingerprint(params: dict[str, Any], scalars: np.ndarray, codes: np.ndarray) 
     return digest.hexdigest()
 
 
-def read_seed(path: Path) -> int:
-    """Return the seed a checkpoint's fit used (the transforms are fitted again with it)."""
-    return int(_load(path)["seed"])
-
-
-def _load(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise UserError(f"resume: no checkpoint at {path}")
-    state = load_state(path)
-    if state.get("format") != FORMAT:
-        raise UserError(f"resume: {path} is not a TabularGAN fit checkpoint")
-    return state
-
-
 class FitCheckpoint:
     """Writes (and reads back) the state of one fit; see the module docstring for when."""
 
@@ -72,15 +58,22 @@ class FitCheckpoint:
         self.stop_signal: int | None = None
         self._last_write = time.monotonic()
 
-    def restore(self) -> dict[str, Any]:
-        """Return the saved state; refuse one written for other data or settings."""
-        state = _load(self.path)
+    def load(self) -> dict[str, Any]:
+        """Return the saved state (its "seed" is what the transforms are fitted again with)."""
+        if not self.path.is_file():
+            raise UserError(f"resume: no checkpoint at {self.path}")
+        state = load_state(self.path)
+        if state.get("format") != FORMAT:
+            raise UserError(f"resume: {self.path} is not a TabularGAN fit checkpoint")
+        return state
+
+    def check(self, state: dict[str, Any]) -> None:
+        """Refuse a state written for other data or settings than this fit's (`identity`)."""
         if state["identity"] != self.identity:
             raise UserError(
                 f"resume: {self.path} was written by a fit of other data or settings; "
                 "use the same table, columns and options, or start afresh without --resume"
             )
-        return state
 
     def after_epoch(self, epoch: int, epochs: int, state: Callable[[], dict[str, Any]]) -> None:
         """Write the checkpoint when it is due or a stop was asked for; after a stop, raise FitInterrupted."""
