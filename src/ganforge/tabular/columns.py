@@ -188,7 +188,7 @@ class NumericColumn:
         self.target = self.mixture_quantiles(levels[keep], clip).tolist()
 
     def finish(self, values: np.ndarray, clip: bool = True, mapped: bool = True) -> np.ndarray:
-        """Return `values` (from `values`) as sampled numbers: mapped, clipped to range and rounded."""
+        """Return numbers from `values()` as sampled ones: mapped, clipped to the range and rounded."""
         if mapped and self.source:
             values = np.interp(values, self.source, self.target)  # NaN (missing) stays NaN
         if clip:
