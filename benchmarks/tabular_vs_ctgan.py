@@ -175,8 +175,7 @@ def fit_ganforge(
 ) -> tuple[Any, float, float]:
     """Return (fitted ganforge TabularGAN, seconds to fit, peak memory of this process in MiB after the fit).
 
-    It gets the full train part, missing values included. `settings` go to TabularGAN (the "ganforge
-    without maps" method passes match_marginals=False).
+    It gets the full train part, missing values included. `settings` go to TabularGAN (see ABLATIONS).
     """
     try:
         from ganforge import TabularGAN
@@ -334,8 +333,8 @@ def run_one(dataset: str, method: str, epochs: int, seed: int, ml_draws: int = 1
     elif method == "independent":
         fit_s, peak_mb = 0.0, peak_rss_mb()
         draw = lambda n, k: independent_baseline(train, n, seed + 1000 * k)  # noqa: E731
-    elif method in ("ganforge", "ganforge-nomaps"):
-        settings = {"match_marginals": False} if method == "ganforge-nomaps" else {}
+    elif method in ABLATIONS:
+        settings = ABLATIONS[method]
         model, fit_s, peak_mb = fit_ganforge(train, discrete, epochs, seed, **settings)
         draw = lambda n, k: model.sample(n, random_state=model.seed_ + 1 + k)  # noqa: E731
     else:
@@ -372,7 +371,12 @@ def run_one(dataset: str, method: str, epochs: int, seed: int, ml_draws: int = 1
     )
 
 
-METHODS = ("ctgan", "independent", "ganforge", "ganforge-nomaps")  # nomaps: match_marginals=False
+ABLATIONS: dict[str, dict[str, Any]] = {  # ganforge's methods: the TabularGAN settings of each
+    "ganforge": {},
+    "ganforge-nolevels": {"match_by_level": False},  # marginal maps, but none within levels
+    "ganforge-nomaps": {"match_marginals": False},  # no maps at all: the GAN's own samples
+}
+METHODS = ("ctgan", "independent", *ABLATIONS)
 DEFAULT_METHODS = "ganforge,ctgan,independent"
 
 

@@ -20,7 +20,7 @@ from ganforge.data.tables import load_table
 from ganforge.errors import UserError
 from ganforge.metrics.tabular import ks_statistic, quality
 from ganforge.tabular import FitInterrupted, TabularGAN
-from ganforge.tabular.columns import NumericColumn, Span, TableTransformer
+from ganforge.tabular.columns import NumericColumn, Span, TableTransformer, _explained
 from ganforge.tabular.nets import SpanSoftmax
 
 FAST = {"epochs": 3, "batch_size": 50, "generator_dim": (32,), "discriminator_dim": (32,), "threads": 1}
@@ -330,6 +330,7 @@ def test_a_private_fit_keeps_every_marginal_map_without_consulting_the_data(
     model.fit(table)
     numeric = [name for name, kind in model.kinds_.items() if kind in ("continuous", "integer")]
     assert model.mapped_columns_ == numeric
+    assert model.level_maps_ == {}  # maps within levels need the data: a private fit has none
     assert TabularGAN.load(model.save(tmp_path / "m")).mapped_columns_ == numeric
 
 
@@ -401,3 +402,76 @@ def test_sampling_in_chunks_gives_the_same_rows(monkeypatch: pytest.MonkeyPatch)
     whole = model.sample(700, random_state=1)
     monkeypatch.setattr(tabular_model, "GENERATE_CHUNK", 64)  # many forward passes instead of one
     pd.testing.assert_frame_equal(whole, model.sample(700, random_state=1))
+
+
+def grouped_table(n: int = 3000, seed: int = 0) -> pd.DataFrame:
+    """`size` depends strongly on `group` (its mean and spread differ by level); `noise` does not."""
+    rng = np.random.default_rng(seed)
+    group = rng.choice(["a", "b", "c"], n, p=[0.5, 0.3, 0.2])
+    centre, spread = {"a": 0.0, "b": 6.0, "c": 12.0}, {"a": 0.5, "b": 2.0, "c": 1.0}
+    size = np.array([rng.normal(centre[g], spread[g]) for g in group])
+    return pd.DataFrame({"group": group, "size": size, "noise": rng.normal(0, 1, n)})
+
+
+def test_explained_variance_is_one_for_group_means_and_near_zero_for_random_groups() -> None:
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 4, 5000)
+    assert _explained(codes * 10.0, codes) == pytest.approx(1.0)
+    assert abs(_explained(rng.normal(size=5000), codes)) < 0.005
+    assert _explained(np.ones(10), codes[:10]) == 0.0  # no variance: nothing to explain
+
+
+def test_level_maps_give_each_level_of_the_parent_its_own_shape() -> None:
+    table = grouped_table()
+    rng = np.random.default_rng(0)
+    transformer = TableTransformer.fit(table, "auto", 500, rng)
+    scalars, codes = transformer.encode(table, rng)
+    size = transformer.columns[1]
+    # generated rows: every level's sizes smeared three times as wide around the level's mean
+    real = table["size"].to_numpy()
+    means = table.groupby("group")["size"].transform("mean").to_numpy()
+    smeared = pd.Series(means + 3 * (real - means), name="size")
+    scalars[:, 0], codes[:, 1] = size.encode(smeared, rng)
+    kept = transformer.fit_marginal_maps(table, scalars, codes, rng=np.random.default_rng(1))
+    assert transformer.level_mapped() == {"size": "group"}  # `noise` has no parent
+    assert size.level_codes == [0, 1, 2] and "size" in kept
+    rows = transformer.decode(scalars, codes, np.random.default_rng(2))
+    made = size.values(scalars[:, 0], codes[:, 1])  # the generated numbers before any map
+    for level in "abc":
+        ours, theirs = rows.loc[table["group"] == level, "size"], table.loc[table["group"] == level, "size"]
+        assert ks_statistic(theirs.to_numpy(), ours.to_numpy()) < 0.08
+        assert ours.std() == pytest.approx(theirs.std(), rel=0.1)  # not three times as wide any more
+        order = np.argsort(made[(table["group"] == level).to_numpy()])
+        assert (np.diff(ours.to_numpy()[order]) >= 0).all()  # within a level every row keeps its rank
+    size.level_codes = []  # without the level maps the marginal map alone cannot narrow the levels
+    plain = transformer.decode(scalars, codes, np.random.default_rng(2))
+    assert plain.loc[table["group"] == "a", "size"].std() > 2 * table.loc[table["group"] == "a", "size"].std()
+
+
+def test_level_maps_bring_a_brief_fit_closer_within_levels_and_are_saved_without_training_rows(
+    tmp_path: Path,
+) -> None:
+    table = grouped_table()
+    fitted = {}
+    for by_level in (False, True):
+        fitted[by_level] = TabularGAN(random_state=0, match_by_level=by_level, **FAST).fit(table)
+    assert fitted[False].level_maps_ == {} and fitted[True].level_maps_ == {"size": "group"}
+    distance = {}
+    for by_level, model in fitted.items():
+        rows = model.sample(3000, random_state=1)
+        distance[by_level] = [
+            ks_statistic(
+                table.loc[table["group"] == g, "size"].to_numpy(), rows.loc[rows["group"] == g, "size"]
+            )
+            for g in "abc"
+        ]
+    assert sum(distance[True]) < 0.5 * sum(distance[False])
+    model = fitted[True]
+    loaded = TabularGAN.load(model.save(tmp_path / "m"))
+    assert loaded.level_maps_ == model.level_maps_
+    pd.testing.assert_frame_equal(model.sample(500, random_state=3), loaded.sample(500, random_state=3))
+    text = (tmp_path / "m" / "model.json").read_text()
+    stored = {float(v) for v in table["size"] if repr(float(v)) in text}
+    assert stored <= {float(table["size"].min()), float(table["size"].max())}
+    rows = loaded.sample(200, conditions={"group": "c"}, random_state=4)
+    assert (rows["group"] == "c").all() and rows["size"].mean() > 9  # a condition meets its level's map

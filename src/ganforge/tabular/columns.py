@@ -41,6 +41,10 @@ KINDS = ("continuous", "integer", "categorical", "boolean", "datetime")
 MAX_MODES = 10
 MIN_MODE_WEIGHT = 0.005  # mixture components lighter than this are dropped
 MIXTURE_ROWS = 20_000  # the mixture is fitted on at most this many values (a random subset)
+LEVEL_MAP_POINTS = 201  # quantile levels of a map within one level of a categorical column
+LEVEL_MAP_MIN_ROWS = 100  # a level gets a map only with this many training and generated numbers
+LEVEL_MAP_MAX_LEVELS = 20  # only the most frequent levels of the parent column get maps
+LEVEL_MAP_MIN_EXPLAINED = 0.01  # a parent must explain this share of a column's variance (adjusted)
 AUTO_DISCRETE_LEVELS = 10  # under "auto", a numeric column with at most this many values is categorical
 NS_PER_S = 1_000_000_000
 
@@ -82,6 +86,11 @@ class NumericColumn:
     # the marginal map (see `fit_marginal_map`): quantiles of the generator's values and of the mixture
     source: list[float] = field(default_factory=list)
     target: list[float] = field(default_factory=list)
+    # maps of their own for the rows at some levels of one categorical column (see `level_map`)
+    parent: str = ""
+    level_codes: list[int] = field(default_factory=list)
+    level_sources: list[list[float]] = field(default_factory=list)
+    level_targets: list[list[float]] = field(default_factory=list)
 
     @property
     def n_modes(self) -> int:
@@ -99,36 +108,12 @@ class NumericColumn:
         return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
 
     def fit(self, series: pd.Series, rng: np.random.Generator) -> None:
-        from sklearn.exceptions import ConvergenceWarning  # noqa: PLC0415  (slow imports)
-        from sklearn.mixture import BayesianGaussianMixture  # noqa: PLC0415
-
         values = self.to_float(series)
         present = values[~np.isnan(values)]
         self.has_missing = bool(np.isnan(values).any())
         self.low, self.high = float(present.min()), float(present.max())
         self.step = _resolution(present, self.kind)
-        centre, scale = float(present.mean()), float(present.std()) or 1.0
-        distinct = np.unique(present)
-        if len(distinct) < 2:
-            self.weights, self.means, self.stds = [1.0], [centre], [1.0]
-            return
-        subset = present if len(present) <= MIXTURE_ROWS else rng.choice(present, MIXTURE_ROWS, replace=False)
-        mixture = BayesianGaussianMixture(
-            n_components=min(MAX_MODES, len(distinct)),
-            weight_concentration_prior_type="dirichlet_process",
-            weight_concentration_prior=0.001,
-            max_iter=100,
-            covariance_type="diag",  # one feature: the same fit as "full", without its per-mode loops
-            random_state=int(rng.integers(2**31 - 1)),
-        )
-        with warnings.catch_warnings():  # a mixture that stops at max_iter is still a usable fit
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            mixture.fit(((subset - centre) / scale).reshape(-1, 1))
-        keep = mixture.weights_ > MIN_MODE_WEIGHT
-        weights = mixture.weights_[keep]
-        self.weights = (weights / weights.sum()).tolist()
-        self.means = (mixture.means_[keep, 0] * scale + centre).tolist()
-        self.stds = (np.sqrt(mixture.covariances_[keep, 0]) * scale).clip(min=1e-6 * scale).tolist()
+        self.weights, self.means, self.stds = fit_mixture(present, rng)
 
     def encode(self, series: pd.Series, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """Return (scalar in [-1, 1], mode code) per row; a mode is drawn from each value's posterior."""
@@ -158,16 +143,8 @@ class NumericColumn:
 
         Without `clip` the mixture is cut where decoding can reach: each mode's mean +- 4 std.
         """
-        from scipy.special import ndtr  # noqa: PLC0415  (the normal CDF; scipy comes with scikit-learn)
-
-        means, stds = np.asarray(self.means), np.asarray(self.stds)
-        low, high = (self.low, self.high) if clip else ((means - 4 * stds).min(), (means + 4 * stds).max())
-        if high <= low:
-            return np.full(len(levels), low)
-        grid = np.linspace(low, high, 8193)
-        cdf = (np.asarray(self.weights) * ndtr((grid[:, None] - means) / stds)).sum(axis=1)
-        cdf = (cdf - cdf[0]) / max(cdf[-1] - cdf[0], 1e-300)
-        return np.interp(levels, cdf, grid)
+        bounds = (self.low, self.high) if clip else None
+        return _mixture_quantiles(self.weights, self.means, self.stds, levels, bounds)
 
     def fit_marginal_map(self, generated: np.ndarray, points: int = 1001, clip: bool = True) -> None:
         """Learn a monotone map that gives the generator's numbers this column's mixture as marginal.
@@ -181,24 +158,67 @@ class NumericColumn:
         if len(present) < 2 or present[0] == present[-1]:
             self.source, self.target = [], []
             return
-        levels = np.linspace(0, 1, points)
-        source = np.quantile(present, levels)
-        keep = np.concatenate([[True], np.diff(source) > 0])  # np.interp needs increasing knots
-        self.source = source[keep].tolist()
-        self.target = self.mixture_quantiles(levels[keep], clip).tolist()
+        levels, source = _quantile_map(present, points)
+        self.source = source.tolist()
+        self.target = self.mixture_quantiles(levels, clip).tolist()
 
-    def finish(self, values: np.ndarray, clip: bool = True, mapped: bool = True) -> np.ndarray:
-        """Return numbers from `values()` as sampled ones: mapped, clipped to the range and rounded."""
+    def level_map(
+        self, generated: np.ndarray, real: np.ndarray, rng: np.random.Generator, clip: bool = True
+    ) -> tuple[list[float], list[float]]:
+        """Return (source, target) of a map for the rows of one level of this column's `parent`.
+
+        The same construction as `fit_marginal_map`, within the level: the generator's quantiles there go to
+        the quantiles of a mixture fitted to the training numbers of the level, `real` (present values
+        only). The targets are the mixture's quantiles, cut to the column's range: no training number is
+        kept.
+        """
+        present = generated[~np.isnan(generated)]
+        if len(present) < 2 or present.min() == present.max():
+            return [], []
+        levels, source = _quantile_map(present, LEVEL_MAP_POINTS)
+        weights, means, stds = fit_mixture(real, rng)
+        bounds = (self.low, self.high) if clip else None
+        return source.tolist(), _mixture_quantiles(weights, means, stds, levels, bounds).tolist()
+
+    def finish(
+        self,
+        values: np.ndarray,
+        clip: bool = True,
+        mapped: bool = True,
+        parent_codes: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Return numbers from `values()` as sampled ones: mapped, clipped to the range and rounded.
+
+        `parent_codes` are the rows' codes in the `parent` column: rows at a level with a map of its own
+        take that map instead of the column's.
+        """
+        raw = values
         if mapped and self.source:
             values = np.interp(values, self.source, self.target)  # NaN (missing) stays NaN
+        if mapped and self.level_codes and parent_codes is not None:
+            values = np.array(values, np.float64)
+            maps = zip(self.level_codes, self.level_sources, self.level_targets, strict=True)
+            for code, source, target in maps:
+                rows = parent_codes == code
+                values[rows] = np.interp(raw[rows], source, target)
+        return self.settle(values, clip)
+
+    def settle(self, values: np.ndarray, clip: bool = True) -> np.ndarray:
+        """Return mapped numbers clipped to the column's range (if `clip`) and rounded to its step."""
         if clip:
             values = values.clip(self.low, self.high)
         if self.step:
             values = np.round(values / self.step) * self.step
         return values
 
-    def decode(self, scalars: np.ndarray, modes: np.ndarray, clip: bool = True) -> pd.Series:
-        values = self.finish(self.values(scalars, modes), clip)
+    def decode(
+        self,
+        scalars: np.ndarray,
+        modes: np.ndarray,
+        clip: bool = True,
+        parent_codes: np.ndarray | None = None,
+    ) -> pd.Series:
+        values = self.finish(self.values(scalars, modes), clip, parent_codes=parent_codes)
         missing = np.isnan(values)
         if self.kind == "datetime":
             stamps = pd.to_datetime(np.round(values * NS_PER_S), unit="ns")
@@ -218,6 +238,88 @@ def _resolution(values: np.ndarray, kind: str) -> float:
             if np.allclose(values / step, np.round(values / step)):
                 return step
     return 0.0
+
+
+def fit_mixture(
+    present: np.ndarray, rng: np.random.Generator
+) -> tuple[list[float], list[float], list[float]]:
+    """Return (weights, means, stds) of a Bayesian Gaussian mixture fitted to the numbers `present`.
+
+    At most MAX_MODES modes under a Dirichlet-process prior, on at most MIXTURE_ROWS of the numbers (a
+    random subset); modes lighter than MIN_MODE_WEIGHT are dropped. Fewer than two distinct numbers give one
+    mode at their mean.
+    """
+    from sklearn.exceptions import ConvergenceWarning  # noqa: PLC0415  (slow imports)
+    from sklearn.mixture import BayesianGaussianMixture  # noqa: PLC0415
+
+    centre, scale = float(present.mean()), float(present.std()) or 1.0
+    distinct = np.unique(present)
+    if len(distinct) < 2:
+        return [1.0], [centre], [1.0]
+    subset = present if len(present) <= MIXTURE_ROWS else rng.choice(present, MIXTURE_ROWS, replace=False)
+    mixture = BayesianGaussianMixture(
+        n_components=min(MAX_MODES, len(distinct)),
+        weight_concentration_prior_type="dirichlet_process",
+        weight_concentration_prior=0.001,
+        max_iter=100,
+        covariance_type="diag",  # one feature: the same fit as "full", without its per-mode loops
+        random_state=int(rng.integers(2**31 - 1)),
+    )
+    with warnings.catch_warnings():  # a mixture that stops at max_iter is still a usable fit
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mixture.fit(((subset - centre) / scale).reshape(-1, 1))
+    keep = mixture.weights_ > MIN_MODE_WEIGHT
+    weights = mixture.weights_[keep]
+    means = mixture.means_[keep, 0] * scale + centre
+    stds = (np.sqrt(mixture.covariances_[keep, 0]) * scale).clip(min=1e-6 * scale)
+    return (weights / weights.sum()).tolist(), means.tolist(), stds.tolist()
+
+
+def _mixture_quantiles(
+    weights: Sequence[float],
+    means: Sequence[float],
+    stds: Sequence[float],
+    levels: np.ndarray,
+    bounds: tuple[float, float] | None,
+) -> np.ndarray:
+    """Return the quantiles at `levels` of a Gaussian mixture cut to `bounds` (None: each mean +- 4 std).
+
+    The CDF is tabulated where the mixture has mass (each mode's mean +- 8 std, within the bounds), so a
+    narrow mixture inside a wide range is still resolved finely.
+    """
+    from scipy.special import ndtr  # noqa: PLC0415  (the normal CDF; scipy comes with scikit-learn)
+
+    means_, stds_ = np.asarray(means), np.asarray(stds)
+    low, high = bounds if bounds is not None else ((means_ - 4 * stds_).min(), (means_ + 4 * stds_).max())
+    low, high = max(low, (means_ - 8 * stds_).min()), min(high, (means_ + 8 * stds_).max())
+    if high <= low:
+        return np.full(len(levels), low)
+    grid = np.linspace(low, high, 8193)
+    cdf = (np.asarray(weights) * ndtr((grid[:, None] - means_) / stds_)).sum(axis=1)
+    cdf = (cdf - cdf[0]) / max(cdf[-1] - cdf[0], 1e-300)
+    return np.interp(levels, cdf, grid)
+
+
+def _explained(values: np.ndarray, codes: np.ndarray) -> float:
+    """Return the share of the variance of `values` that the groups `codes` explain, adjusted for the number
+    of groups (epsilon squared: the between-group sum of squares less what as many random groups would
+    explain, over the total); 0 where it is undefined."""
+    n, total = len(values), float(((values - values.mean()) ** 2).sum()) if len(values) else 0.0
+    counts = np.bincount(codes)
+    groups = int((counts > 0).sum())
+    if total <= 0 or groups < 2 or n <= groups:
+        return 0.0
+    sums = np.bincount(codes, weights=values)
+    between = float((sums[counts > 0] ** 2 / counts[counts > 0]).sum() - sums.sum() ** 2 / n)
+    return (between - (groups - 1) * (total - between) / (n - groups)) / total
+
+
+def _quantile_map(generated: np.ndarray, points: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (levels, quantiles) of `generated` at `points` levels, dropping knots that do not increase."""
+    levels = np.linspace(0, 1, points)
+    source = np.quantile(generated, levels)
+    keep = np.concatenate([[True], np.diff(source) > 0])  # np.interp needs increasing knots
+    return levels[keep], source[keep]
 
 
 @dataclass
@@ -392,14 +494,24 @@ class TableTransformer:
         out, s = {}, 0
         for j, column in enumerate(self.columns):
             if isinstance(column, NumericColumn):
-                out[column.name] = column.decode(scalars[:, s], codes[:, j], clip=clip)
+                parent = codes[:, self.index(column.parent)] if column.parent else None
+                out[column.name] = column.decode(scalars[:, s], codes[:, j], clip, parent)
                 s += 1
             else:
                 out[column.name] = column.decode(codes[:, j], rng)
         return pd.DataFrame(out)
 
+    def index(self, name: str) -> int:
+        """Return the position of the column called `name`."""
+        return next(j for j, column in enumerate(self.columns) if column.name == name)
+
     def fit_marginal_maps(
-        self, table: pd.DataFrame | None, scalars: np.ndarray, codes: np.ndarray, clip: bool = True
+        self,
+        table: pd.DataFrame | None,
+        scalars: np.ndarray,
+        codes: np.ndarray,
+        clip: bool = True,
+        rng: np.random.Generator | None = None,
     ) -> list[str]:
         """Fit each numeric column's marginal map on generated rows; keep it where it measures better.
 
@@ -407,8 +519,11 @@ class TableTransformer:
         data) by the Kolmogorov-Smirnov statistic. The mixture is a poor model of some columns (an integer
         column with a spike at 0 and a long tail, say), and there mapping to it would make the shape worse.
         With `table` None every map is kept, without a look at the data (the private fit does this).
-        Return the names of the columns that keep a map.
+
+        With `table` and `rng`, a numeric column also gets maps within the levels of its parent column
+        (see `_fit_level_maps`). Return the names of the columns that keep a marginal map.
         """
+        parents = self._parents(table) if table is not None and rng is not None else {}
         kept, s = [], 0
         for j, column in enumerate(self.columns):
             if not isinstance(column, NumericColumn):
@@ -416,21 +531,84 @@ class TableTransformer:
             generated = column.values(scalars[:, s], codes[:, j])
             s += 1
             column.fit_marginal_map(generated, clip=clip)
-            if not column.source:
+            column.parent, column.level_codes, column.level_sources, column.level_targets = "", [], [], []
+            if table is None:
+                kept += [column.name] if column.source else []
                 continue
-            if table is not None:
-                real = column.to_float(table[column.name])
-                real, generated = real[~np.isnan(real)], generated[~np.isnan(generated)]
-                plain = ks_statistic(real, column.finish(generated, clip, mapped=False))
-                if ks_statistic(real, column.finish(generated, clip)) >= plain:
+            real = column.to_float(table[column.name])
+            if column.source:
+                present, made = real[~np.isnan(real)], generated[~np.isnan(generated)]
+                plain = ks_statistic(present, column.finish(made, clip, mapped=False))
+                if ks_statistic(present, column.finish(made, clip)) >= plain:
                     column.source, column.target = [], []
-                    continue
-            kept.append(column.name)
+                else:
+                    kept.append(column.name)
+            if column.name in parents and rng is not None:
+                parent, real_codes = parents[column.name]
+                self._fit_level_maps(column, parent, real, real_codes, generated, codes[:, parent], clip, rng)
         return kept
+
+    def _parents(self, table: pd.DataFrame) -> dict[str, tuple[int, np.ndarray]]:
+        """Return, per numeric column, (index, training codes) of the categorical column that explains most
+        of its variance (adjusted eta squared, at least LEVEL_MAP_MIN_EXPLAINED); columns with none are left
+        out."""
+        categorical = {j: column.encode(table[column.name]) for j, column in self.categorical()}
+        parents = {}
+        for column in self.columns:
+            if not isinstance(column, NumericColumn) or not categorical:
+                continue
+            real = column.to_float(table[column.name])
+            present = ~np.isnan(real)
+            explained = {j: _explained(real[present], codes[present]) for j, codes in categorical.items()}
+            best = max(explained, key=lambda j: explained[j])
+            if explained[best] >= LEVEL_MAP_MIN_EXPLAINED:
+                parents[column.name] = (best, categorical[best])
+        return parents
+
+    def _fit_level_maps(
+        self,
+        column: NumericColumn,
+        parent: int,
+        real: np.ndarray,
+        real_codes: np.ndarray,
+        generated: np.ndarray,
+        generated_codes: np.ndarray,
+        clip: bool,
+        rng: np.random.Generator,
+    ) -> None:
+        """Give `column` maps of its own for the most frequent levels of the categorical column `parent`.
+
+        A GAN gets a numeric column's distribution within each level of a categorical column less right than
+        the column's overall one: trained briefly on diamonds, the depths of its "Ideal" rows spread twice as
+        wide as the real ones. Each level's map is fitted like the marginal map, on the generated rows of that
+        level and a mixture fitted to the training numbers of that level (`NumericColumn.level_map`), and is
+        kept if it brings those rows closer to the level's training numbers (Kolmogorov-Smirnov) than the
+        column's own map does. Levels with fewer than LEVEL_MAP_MIN_ROWS numbers, training or generated,
+        keep the column's map.
+        """
+        levels = len(self.columns[parent].levels)  # type: ignore[union-attr]
+        for code in range(min(levels, LEVEL_MAP_MAX_LEVELS)):
+            real_level = real[(real_codes == code) & ~np.isnan(real)]
+            made = generated[(generated_codes == code) & ~np.isnan(generated)]
+            if min(len(real_level), len(made)) < LEVEL_MAP_MIN_ROWS:
+                continue
+            source, target = column.level_map(made, real_level, rng, clip)
+            if not source:
+                continue
+            own = ks_statistic(real_level, column.settle(np.interp(made, source, target), clip))
+            if own < ks_statistic(real_level, column.finish(made, clip)):
+                column.level_codes.append(code)
+                column.level_sources.append(source)
+                column.level_targets.append(target)
+        column.parent = self.columns[parent].name if column.level_codes else ""
 
     def mapped(self) -> list[str]:
         """Return the names of the numeric columns that have a marginal map."""
         return [c.name for c in self.columns if isinstance(c, NumericColumn) and c.source]
+
+    def level_mapped(self) -> dict[str, str]:
+        """Return {numeric column: its parent} for the columns with maps within the parent's levels."""
+        return {c.name: c.parent for c in self.columns if isinstance(c, NumericColumn) and c.parent}
 
     def to_json(self) -> list[dict[str, Any]]:
         return [{"type": type(c).__name__, **c.__dict__} for c in self.columns]

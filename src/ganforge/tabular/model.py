@@ -65,6 +65,9 @@ class TabularGAN:
         clip_to_range: keep sampled numbers within each column's observed minimum and maximum.
         match_marginals: after training, map each numeric column's generated numbers so that their
             distribution is the column's fitted mixture, keeping every row's rank (see docs/tabular.md).
+        match_by_level: with `match_marginals`, also map each numeric column within the levels of the
+            categorical column that explains most of its variance, to mixtures fitted per level (not in a
+            private fit: they are fitted on the data).
         dp_epsilon: if set, train the critic with DP-SGD to this (epsilon, delta) budget.
         dp_delta: the delta of the budget; default 1 / (10 n) for n training rows.
         dp_max_grad_norm: per-row gradient clipping bound of DP-SGD.
@@ -85,6 +88,7 @@ class TabularGAN:
         max_categories: int = 500,
         clip_to_range: bool = True,
         match_marginals: bool = True,
+        match_by_level: bool = True,
         dp_epsilon: float | None = None,
         dp_delta: float | None = None,
         dp_max_grad_norm: float = 1.0,
@@ -102,6 +106,7 @@ class TabularGAN:
         self.max_categories = max_categories
         self.clip_to_range = clip_to_range
         self.match_marginals = match_marginals
+        self.match_by_level = match_by_level
         self.dp_epsilon = dp_epsilon
         self.dp_delta = dp_delta
         self.dp_max_grad_norm = dp_max_grad_norm
@@ -206,7 +211,7 @@ class TabularGAN:
                 raise
             if self.match_marginals:
                 # the private fit must not consult the data again: it keeps every map (see _fit_private)
-                self._fit_marginal_maps(table if self.dp_epsilon is None else None)
+                self._fit_marginal_maps(table if self.dp_epsilon is None else None, rng)
         del self._data
         if keeper is not None:
             keeper.remove()
@@ -214,6 +219,7 @@ class TabularGAN:
         self.columns_ = [str(c) for c in table.columns]
         self.kinds_ = self.transformer_.kinds
         self.mapped_columns_ = self.transformer_.mapped()
+        self.level_maps_ = self.transformer_.level_mapped()
         self.seed_ = seed
         self.fit_seconds_ = self._seconds_before + time.perf_counter() - self._started
         return self
@@ -486,7 +492,7 @@ class TabularGAN:
         scalars, codes = self._split(activated)
         return self.transformer_.decode(scalars, codes, rng, self.clip_to_range)
 
-    def _fit_marginal_maps(self, table: pd.DataFrame | None) -> list[str]:
+    def _fit_marginal_maps(self, table: pd.DataFrame | None, rng: np.random.Generator) -> list[str]:
         """Draw MARGINAL_MAP_ROWS rows as `sample` would; fit the numeric columns' marginal maps on them.
 
         The generator's marginal of a numeric column is close to the data's but not equal (a GAN trained
@@ -499,7 +505,8 @@ class TabularGAN:
             cond = self._sample_conditions(MARGINAL_MAP_ROWS, [])
             raw = self._generate(torch.randn(MARGINAL_MAP_ROWS, self.noise_dim), cond)
             scalars, codes = self._split(generator.activate(raw))
-        return self.transformer_.fit_marginal_maps(table, scalars, codes, clip=self.clip_to_range)
+        by_level = rng if self.match_by_level else None  # the level maps' mixtures are fitted with rng
+        return self.transformer_.fit_marginal_maps(table, scalars, codes, self.clip_to_range, by_level)
 
     # -- saving -------------------------------------------------------------------------------------------
 
@@ -553,6 +560,7 @@ class TabularGAN:
         model.columns_ = [c.name for c in model.transformer_.columns]
         model.kinds_ = model.transformer_.kinds
         model.mapped_columns_ = model.transformer_.mapped()
+        model.level_maps_ = model.transformer_.level_mapped()
         if meta.get("dp_epsilon_spent") is not None:
             model.dp_epsilon_spent_, model.dp_delta_ = meta["dp_epsilon_spent"], meta["dp_delta"]
         return model
