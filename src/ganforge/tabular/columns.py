@@ -15,12 +15,14 @@ times the levels, never rows times levels (CTGAN's full one-hot matrix is what r
 occurs, and a sampled "other" is resolved to one of the pooled levels by their training frequencies.
 
 After training, a numeric column may also get a **marginal map** (`NumericColumn.fit_marginal_map`): a
-monotone map from the generator's quantiles to the mixture's, fitted on generated numbers.
+monotone map from the generator's quantiles to the mixture's, fitted on generated numbers; and **maps within
+the levels** of its parent categorical column (`TableTransformer._fit_level_maps`), to mixtures fitted per
+level.
 
 What the fitted transform keeps (and a saved model holds): per numeric column the mixture's weights, means
 and standard deviations, the observed minimum and maximum (to keep samples in range), the resolution and
-the marginal map's quantiles; per categorical column its levels and their frequencies. No training row is
-kept.
+the maps' quantiles (of generated numbers and of mixtures); per categorical column its levels and their
+frequencies. No training row is kept.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ MAX_MODES = 10
 MIN_MODE_WEIGHT = 0.005  # mixture components lighter than this are dropped
 MIXTURE_ROWS = 20_000  # the mixture is fitted on at most this many values (a random subset)
 LEVEL_MAP_POINTS = 201  # quantile levels of a map within one level of a categorical column
+LEVEL_MIXTURE_ROWS = 2_000  # a level's mixture is fitted on at most this many of its numbers
 LEVEL_MAP_MIN_ROWS = 100  # a level gets a map only with this many training and generated numbers
 LEVEL_MAP_MAX_LEVELS = 20  # only the most frequent levels of the parent column get maps
 LEVEL_MAP_MIN_EXPLAINED = 0.01  # a parent must explain this share of a column's variance (adjusted)
@@ -176,9 +179,12 @@ class NumericColumn:
         if len(present) < 2 or present.min() == present.max():
             return [], []
         levels, source = _quantile_map(present, LEVEL_MAP_POINTS)
-        weights, means, stds = fit_mixture(real, rng)
+        weights, means, stds = fit_mixture(real, rng, LEVEL_MIXTURE_ROWS)
         bounds = (self.low, self.high) if clip else None
-        return source.tolist(), _mixture_quantiles(weights, means, stds, levels, bounds).tolist()
+        # The end knots go to the level's 0.25 % and 99.75 % quantiles, not to the ends of the range: one
+        # level's extremes are not the column's (see `finish` for the rows beyond them).
+        inner = levels.clip(0.5 / LEVEL_MAP_POINTS, 1 - 0.5 / LEVEL_MAP_POINTS)
+        return source.tolist(), _mixture_quantiles(weights, means, stds, inner, bounds).tolist()
 
     def finish(
         self,
@@ -190,7 +196,9 @@ class NumericColumn:
         """Return numbers from `values()` as sampled ones: mapped, clipped to the range and rounded.
 
         `parent_codes` are the rows' codes in the `parent` column: rows at a level with a map of its own
-        take that map instead of the column's.
+        take that map instead of the column's. A row beyond the numbers its level's map was fitted on takes
+        the column's map where that goes further out, so samples still reach the column's observed minimum
+        and maximum. (Each row stays monotone in its level.)
         """
         raw = values
         if mapped and self.source:
@@ -200,7 +208,9 @@ class NumericColumn:
             maps = zip(self.level_codes, self.level_sources, self.level_targets, strict=True)
             for code, source, target in maps:
                 rows = parent_codes == code
-                values[rows] = np.interp(raw[rows], source, target)
+                made, own = raw[rows], np.interp(raw[rows], source, target)
+                own = np.where(made > source[-1], np.fmax(own, values[rows]), own)
+                values[rows] = np.where(made < source[0], np.fmin(own, values[rows]), own)
         return self.settle(values, clip)
 
     def settle(self, values: np.ndarray, clip: bool = True) -> np.ndarray:
@@ -241,11 +251,11 @@ def _resolution(values: np.ndarray, kind: str) -> float:
 
 
 def fit_mixture(
-    present: np.ndarray, rng: np.random.Generator
+    present: np.ndarray, rng: np.random.Generator, max_rows: int = MIXTURE_ROWS
 ) -> tuple[list[float], list[float], list[float]]:
     """Return (weights, means, stds) of a Bayesian Gaussian mixture fitted to the numbers `present`.
 
-    At most MAX_MODES modes under a Dirichlet-process prior, on at most MIXTURE_ROWS of the numbers (a
+    At most MAX_MODES modes under a Dirichlet-process prior, on at most `max_rows` of the numbers (a
     random subset); modes lighter than MIN_MODE_WEIGHT are dropped. Fewer than two distinct numbers give one
     mode at their mean.
     """
@@ -256,7 +266,7 @@ def fit_mixture(
     distinct = np.unique(present)
     if len(distinct) < 2:
         return [1.0], [centre], [1.0]
-    subset = present if len(present) <= MIXTURE_ROWS else rng.choice(present, MIXTURE_ROWS, replace=False)
+    subset = present if len(present) <= max_rows else rng.choice(present, max_rows, replace=False)
     mixture = BayesianGaussianMixture(
         n_components=min(MAX_MODES, len(distinct)),
         weight_concentration_prior_type="dirichlet_process",
@@ -284,14 +294,13 @@ def _mixture_quantiles(
 ) -> np.ndarray:
     """Return the quantiles at `levels` of a Gaussian mixture cut to `bounds` (None: each mean +- 4 std).
 
-    The CDF is tabulated where the mixture has mass (each mode's mean +- 8 std, within the bounds), so a
-    narrow mixture inside a wide range is still resolved finely.
+    Levels 0 and 1 go to the ends of the cut, so a map's extreme knots reach the column's observed minimum
+    and maximum.
     """
     from scipy.special import ndtr  # noqa: PLC0415  (the normal CDF; scipy comes with scikit-learn)
 
     means_, stds_ = np.asarray(means), np.asarray(stds)
     low, high = bounds if bounds is not None else ((means_ - 4 * stds_).min(), (means_ + 4 * stds_).max())
-    low, high = max(low, (means_ - 8 * stds_).min()), min(high, (means_ + 8 * stds_).max())
     if high <= low:
         return np.full(len(levels), low)
     grid = np.linspace(low, high, 8193)
