@@ -42,7 +42,7 @@ from ganforge.metrics.tabular import ks_statistic
 KINDS = ("continuous", "integer", "categorical", "boolean", "datetime")
 MAX_MODES = 10
 MIN_MODE_WEIGHT = 0.005  # mixture components lighter than this are dropped
-MIXTURE_ROWS = 20_000  # the mixture is fitted on at most this many values (a random subset)
+MIXTURE_ROWS = 10_000  # the mixture is fitted on at most this many values (a random subset)
 LEVEL_MAP_POINTS = 201  # quantile levels of a map within one level of a categorical column
 LEVEL_MIXTURE_ROWS = 2_000  # a level's mixture is fitted on at most this many of its numbers
 LEVEL_MAP_MIN_ROWS = 100  # a level gets a map only with this many training and generated numbers

@@ -5,7 +5,7 @@ with training-by-sampling, a packed critic (PacGAN, pac 10) and WGAN-GP. What di
 
 - The data stays as codes and one-hots are built per batch (columns.py), so wide categoricals fit in memory.
 - Rows for a condition are drawn with vectorised torch indexing, not one numpy call per row, and the
-  mixture is fitted on at most 20,000 values: this is where CTGAN spends much of its time.
+  mixture is fitted on at most 10,000 values: this is where CTGAN spends much of its time.
 - `random_state` makes fit and sample repeat exactly, and fitting never touches the caller's random state.
 - Sampled numbers stay inside each column's observed range (`clip_to_range`) and integers stay integers.
 - Optional differential privacy (`dp_epsilon`): the critic learns by DP-SGD (opacus); see `_fit_private`.
