@@ -198,7 +198,7 @@ class NumericColumn:
         `parent_codes` are the rows' codes in the `parent` column: rows at a level with a map of its own
         take that map instead of the column's. A row beyond the numbers its level's map was fitted on takes
         the column's map where that goes further out, so samples still reach the column's observed minimum
-        and maximum. (Each row stays monotone in its level.)
+        and maximum; within a level the result is still monotone in the generated number.
         """
         raw = values
         if mapped and self.source:
