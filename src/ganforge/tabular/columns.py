@@ -323,6 +323,16 @@ def _explained(values: np.ndarray, codes: np.ndarray) -> float:
     return (between - (groups - 1) * (total - between) / (n - groups)) / total
 
 
+def _parent(real: np.ndarray, categorical: dict[int, np.ndarray]) -> int | None:
+    """Return the index of the categorical column that explains most of the variance of the numbers `real`
+    (adjusted eta squared, at least LEVEL_MAP_MIN_EXPLAINED), or None. `categorical` maps each categorical
+    column's index to its training codes."""
+    present = ~np.isnan(real)
+    explained = {j: _explained(real[present], codes[present]) for j, codes in categorical.items()}
+    best = max(explained, key=explained.__getitem__, default=None)
+    return best if best is not None and explained[best] >= LEVEL_MAP_MIN_EXPLAINED else None
+
+
 def _quantile_map(generated: np.ndarray, points: int) -> tuple[np.ndarray, np.ndarray]:
     """Return (levels, quantiles) of `generated` at `points` levels, dropping knots that do not increase."""
     levels = np.linspace(0, 1, points)
@@ -529,10 +539,12 @@ class TableTransformer:
         column with a spike at 0 and a long tail, say), and there mapping to it would make the shape worse.
         With `table` None every map is kept, without a look at the data (the private fit does this).
 
-        With `table` and `rng`, a numeric column also gets maps within the levels of its parent column
-        (see `_fit_level_maps`). Return the names of the columns that keep a marginal map.
+        With `table` and `rng`, a numeric column also gets maps within the levels of its parent column, the
+        categorical column that explains most of its variance (see `_parent` and `_fit_level_maps`).
+        Return the names of the columns that keep a marginal map.
         """
-        parents = self._parents(table) if table is not None and rng is not None else {}
+        by_level = table is not None and rng is not None
+        categorical = {j: c.encode(table[c.name]) for j, c in self.categorical()} if by_level else {}
         kept, s = [], 0
         for j, column in enumerate(self.columns):
             if not isinstance(column, NumericColumn):
@@ -552,27 +564,11 @@ class TableTransformer:
                     column.source, column.target = [], []
                 else:
                     kept.append(column.name)
-            if column.name in parents and rng is not None:
-                parent, real_codes = parents[column.name]
+            parent = _parent(real, categorical)
+            if parent is not None and rng is not None:
+                real_codes = categorical[parent]
                 self._fit_level_maps(column, parent, real, real_codes, generated, codes[:, parent], clip, rng)
         return kept
-
-    def _parents(self, table: pd.DataFrame) -> dict[str, tuple[int, np.ndarray]]:
-        """Return, per numeric column, (index, training codes) of the categorical column that explains most
-        of its variance (adjusted eta squared, at least LEVEL_MAP_MIN_EXPLAINED); columns with none are left
-        out."""
-        categorical = {j: column.encode(table[column.name]) for j, column in self.categorical()}
-        parents = {}
-        for column in self.columns:
-            if not isinstance(column, NumericColumn) or not categorical:
-                continue
-            real = column.to_float(table[column.name])
-            present = ~np.isnan(real)
-            explained = {j: _explained(real[present], codes[present]) for j, codes in categorical.items()}
-            best = max(explained, key=lambda j: explained[j])
-            if explained[best] >= LEVEL_MAP_MIN_EXPLAINED:
-                parents[column.name] = (best, categorical[best])
-        return parents
 
     def _fit_level_maps(
         self,
