@@ -218,8 +218,6 @@ class TabularGAN:
         self.n_rows_ = len(table)
         self.columns_ = [str(c) for c in table.columns]
         self.kinds_ = self.transformer_.kinds
-        self.mapped_columns_ = self.transformer_.mapped()
-        self.level_maps_ = self.transformer_.level_mapped()
         self.seed_ = seed
         self.fit_seconds_ = self._seconds_before + time.perf_counter() - self._started
         return self
@@ -376,6 +374,18 @@ class TabularGAN:
         self.dp_epsilon_spent_ = float(engine.get_epsilon(self.dp_delta_))
 
     # -- sampling -----------------------------------------------------------------------------------------
+
+    @property
+    def mapped_columns_(self) -> list[str]:
+        """The numeric columns with a marginal map (see `match_marginals`)."""
+        self._check_fitted()
+        return self.transformer_.mapped()
+
+    @property
+    def level_maps_(self) -> dict[str, str]:
+        """{numeric column: its parent} for the columns with maps within levels (see `match_by_level`)."""
+        self._check_fitted()
+        return self.transformer_.level_mapped()
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "generator_"):
@@ -559,8 +569,6 @@ class TabularGAN:
         model.fit_seconds_, model.history_ = meta["fit_seconds"], meta["history"]
         model.columns_ = [c.name for c in model.transformer_.columns]
         model.kinds_ = model.transformer_.kinds
-        model.mapped_columns_ = model.transformer_.mapped()
-        model.level_maps_ = model.transformer_.level_mapped()
         if meta.get("dp_epsilon_spent") is not None:
             model.dp_epsilon_spent_, model.dp_delta_ = meta["dp_epsilon_spent"], meta["dp_delta"]
         return model
