@@ -373,6 +373,7 @@ def run_one(dataset: str, method: str, epochs: int, seed: int, ml_draws: int = 1
 
 ABLATIONS: dict[str, dict[str, Any]] = {  # ganforge's methods: the TabularGAN settings of each
     "ganforge": {},
+    "ganforge-nofreq": {"match_frequencies": False},  # no level offsets for the categorical columns
     "ganforge-nolevels": {"match_by_level": False},  # marginal maps, but none within levels
     "ganforge-nomaps": {"match_marginals": False},  # no maps at all: the GAN's own samples
 }

@@ -17,7 +17,9 @@ occurs, and a sampled "other" is resolved to one of the pooled levels by their t
 After training, a numeric column may also get a **marginal map** (`NumericColumn.fit_marginal_map`): a
 monotone map from the generator's quantiles to the mixture's, fitted on generated numbers; and **maps within
 the levels** of its parent categorical column (`TableTransformer._fit_level_maps`), to mixtures fitted per
-level.
+level. A categorical column may get **level offsets** (`CategoricalColumn.fit_offsets`): one number per
+level added to the generator's logits when sampling, so that the levels come out at their training
+frequencies.
 
 What the fitted transform keeps (and a saved model holds): per numeric column the mixture's weights, means
 and standard deviations, the observed minimum and maximum (to keep samples in range), the resolution and
@@ -48,6 +50,10 @@ LEVEL_MIXTURE_ROWS = 2_000  # a level's mixture is fitted on at most this many o
 LEVEL_MAP_MIN_ROWS = 100  # a level gets a map only with this many training and generated numbers
 LEVEL_MAP_MAX_LEVELS = 20  # only the most frequent levels of the parent column get maps
 LEVEL_MAP_MIN_EXPLAINED = 0.01  # a parent must explain this share of a column's variance (adjusted)
+OFFSET_ITERATIONS = 200  # Sinkhorn steps of `CategoricalColumn.fit_offsets`, at most
+OFFSET_TOLERANCE = 1e-4  # ... stopping when every level's expected share is this close to its frequency
+OFFSET_STEP = 2.0  # ... each step moving an offset by at most this
+OFFSET_LIMIT = 10.0  # no offset goes past +-this: a level the generator never makes cannot run away
 AUTO_DISCRETE_LEVELS = 10  # under "auto", a numeric column with at most this many values is categorical
 NS_PER_S = 1_000_000_000
 
@@ -352,6 +358,7 @@ class CategoricalColumn:
     frequencies: list[float] = field(default_factory=list)
     pooled: list[Any] = field(default_factory=list)  # the rare levels behind "other"
     pooled_frequencies: list[float] = field(default_factory=list)
+    offsets: list[float] = field(default_factory=list)  # added to the generator's logits (`fit_offsets`)
 
     OTHER = "__other__"
 
@@ -374,6 +381,30 @@ class CategoricalColumn:
         other = index.get(self.OTHER, -1)
         codes = [index.get(None if _is_missing(v) else _plain(v), other) for v in series.astype(object)]
         return np.asarray(codes, np.int64)
+
+    def fit_offsets(self, logits: np.ndarray) -> None:
+        """Learn per-level offsets to the generator's logits that give the levels their training frequencies.
+
+        `logits` (rows, levels) are the generator's raw outputs for this column on rows drawn as `sample`
+        draws them; a sampled level is a draw from the softmax of a row's logits (the Gumbel-max trick). A
+        briefly trained GAN gets these frequencies a few tens of percent wrong for some levels (diamonds'
+        "Ideal" cut came out 1.33 times as often as in the data after 30 epochs). The offsets b that make the
+        mean of softmax(logits + b) over the rows equal the frequencies are found by Sinkhorn's scaling, each
+        step adding log(frequency / mean share) to b. A row's logits keep their order, so the rows the
+        generator was surest of keep their level.
+        """
+        target = np.asarray(self.frequencies, np.float64)
+        weights = np.exp(logits - logits.max(axis=1, keepdims=True))  # (rows, levels); offsets scale columns
+        offsets = np.zeros(len(target))
+        for _ in range(OFFSET_ITERATIONS):
+            scale = np.exp(offsets)
+            # each level's mean softmax share over the rows, as two products (no rows x levels temporary)
+            share = scale * (weights.T @ (1.0 / (weights @ scale))) / len(weights)
+            if np.abs(share - target).max() < OFFSET_TOLERANCE:
+                break
+            step = np.log(target) - np.log(np.maximum(share, 1e-300))
+            offsets = (offsets + step.clip(-OFFSET_STEP, OFFSET_STEP)).clip(-OFFSET_LIMIT, OFFSET_LIMIT)
+        self.offsets = offsets.tolist()
 
     def decode(self, codes: np.ndarray, rng: np.random.Generator) -> pd.Series:
         values = np.empty(len(codes), dtype=object)

@@ -39,7 +39,7 @@ from ganforge.objectives.adversarial import (
     wasserstein_generator_loss,
 )
 from ganforge.objectives.regularisers import gradient_penalty, pack
-from ganforge.tabular.columns import CategoricalColumn, NumericColumn, TableTransformer
+from ganforge.tabular.columns import CategoricalColumn, Column, NumericColumn, TableTransformer
 from ganforge.tabular.nets import SpanSoftmax, TableCritic, TableGenerator
 from ganforge.tabular.resume import FitCheckpoint, FitInterrupted, fingerprint
 
@@ -68,6 +68,8 @@ class TabularGAN:
         match_by_level: with `match_marginals`, also map each numeric column within the levels of the
             categorical column that explains most of its variance, to mixtures fitted per level (not in a
             private fit: they are fitted on the data).
+        match_frequencies: with `match_marginals`, also shift the generator's logits of each categorical
+            column by one offset per level, so that sampled levels come at their training frequencies.
         dp_epsilon: if set, train the critic with DP-SGD to this (epsilon, delta) budget.
         dp_delta: the delta of the budget; default 1 / (10 n) for n training rows.
         dp_max_grad_norm: per-row gradient clipping bound of DP-SGD.
@@ -89,6 +91,7 @@ class TabularGAN:
         clip_to_range: bool = True,
         match_marginals: bool = True,
         match_by_level: bool = True,
+        match_frequencies: bool = True,
         dp_epsilon: float | None = None,
         dp_delta: float | None = None,
         dp_max_grad_norm: float = 1.0,
@@ -107,6 +110,7 @@ class TabularGAN:
         self.clip_to_range = clip_to_range
         self.match_marginals = match_marginals
         self.match_by_level = match_by_level
+        self.match_frequencies = match_frequencies
         self.dp_epsilon = dp_epsilon
         self.dp_delta = dp_delta
         self.dp_max_grad_norm = dp_max_grad_norm
@@ -414,7 +418,7 @@ class TabularGAN:
                 batch = max(min(4 * (n - have), 50_000), 500)
                 cond = self._sample_conditions(batch, wanted)
                 raw = self._generate(torch.randn(batch, self.noise_dim), cond)
-                rows = self._decode(generator.activate(raw), rng)
+                rows = self._decode(self._activate(raw), rng)
                 for name, value in wanted:
                     rows = rows[_matches(rows[name], value)]
                 chunks.append(rows)
@@ -483,6 +487,33 @@ class TabularGAN:
                 ]
             )
 
+    def _activate(self, raw: torch.Tensor) -> torch.Tensor:
+        """Return the generator's rows as sampled: its raw outputs, the level offsets added, activated."""
+        offsets = torch.zeros(raw.shape[1])
+        for start, column in self._softmax_starts():
+            if isinstance(column, CategoricalColumn) and column.offsets:
+                offsets[start : start + len(column.offsets)] = torch.tensor(column.offsets)
+        return self.generator_.activate(raw + offsets)
+
+    def _fit_offsets(self, raw: torch.Tensor) -> None:
+        """Give every categorical column level offsets, from the raw outputs `raw` of rows drawn as `sample`
+        draws them (see `CategoricalColumn.fit_offsets`)."""
+        for start, column in self._softmax_starts():
+            if isinstance(column, CategoricalColumn):
+                width = len(column.levels)
+                column.fit_offsets(raw[:, start : start + width].double().numpy())
+
+    def _softmax_starts(self) -> list[tuple[int, Column]]:
+        """Return (first output unit, column) for each softmax span: a numeric column's modes, a categorical
+        column's levels."""
+        starts, start = [], 0
+        for column in self.transformer_.columns:
+            for span in column.spans():
+                if span.activation != "tanh":
+                    starts.append((start, column))
+                start += span.width
+        return starts
+
     def _split(self, activated: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Return activated rows as (scalars, codes) arrays: the tanh units, and the argmax of each span."""
         scalars, codes, start = [], [], 0
@@ -514,7 +545,9 @@ class TabularGAN:
         with torch.no_grad():
             cond = self._sample_conditions(MARGINAL_MAP_ROWS, [])
             raw = self._generate(torch.randn(MARGINAL_MAP_ROWS, self.noise_dim), cond)
-            scalars, codes = self._split(generator.activate(raw))
+            if self.match_frequencies:  # first: the maps within levels group rows by their sampled levels
+                self._fit_offsets(raw)
+            scalars, codes = self._split(self._activate(raw))
         by_level = rng if self.match_by_level else None  # the level maps' mixtures are fitted with rng
         return self.transformer_.fit_marginal_maps(table, scalars, codes, self.clip_to_range, by_level)
 
