@@ -20,7 +20,7 @@ from ganforge.data.tables import load_table
 from ganforge.errors import UserError
 from ganforge.metrics.tabular import ks_statistic, quality
 from ganforge.tabular import FitInterrupted, TabularGAN
-from ganforge.tabular.columns import NumericColumn, Span, TableTransformer, _explained
+from ganforge.tabular.columns import CategoricalColumn, NumericColumn, Span, TableTransformer, _explained
 from ganforge.tabular.nets import SpanSoftmax
 
 FAST = {"epochs": 3, "batch_size": 50, "generator_dim": (32,), "discriminator_dim": (32,), "threads": 1}
@@ -475,3 +475,49 @@ def test_level_maps_bring_a_brief_fit_closer_within_levels_and_are_saved_without
     assert stored <= {float(table["size"].min()), float(table["size"].max())}
     rows = loaded.sample(200, conditions={"group": "c"}, random_state=4)
     assert (rows["group"] == "c").all() and rows["size"].mean() > 9  # a condition meets its level's map
+
+
+def _softmax_share(logits: np.ndarray) -> np.ndarray:
+    weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (weights / weights.sum(axis=1, keepdims=True)).mean(axis=0)
+
+
+def test_level_offsets_give_each_level_its_frequency_and_stay_bounded() -> None:
+    frequencies = [0.4, 0.3, 0.2, 0.1]
+    column = CategoricalColumn("c", "categorical", "object", ["a", "b", "c", "d"], frequencies)
+    logits = np.random.default_rng(0).normal(0, 1.5, (4000, 4)) + [0.0, 1.0, 0.0, -1.0]
+    assert np.abs(_softmax_share(logits) - frequencies).max() > 0.1  # the "generator" is off
+    column.fit_offsets(logits)
+    np.testing.assert_allclose(_softmax_share(logits + column.offsets), frequencies, atol=1e-3)
+    # a level the generator never makes cannot be reached: its offset stops at the limit, and the others get
+    # at least their frequencies
+    logits[:, 3] = -100.0
+    column.fit_offsets(logits)
+    assert np.isfinite(column.offsets).all() and np.abs(column.offsets).max() <= 10.0
+    share = _softmax_share(logits + column.offsets)
+    assert share[3] < 0.01 and (share[:3] > np.array(frequencies[:3]) - 0.01).all()
+
+
+def test_matching_frequencies_brings_a_brief_fit_to_the_levels_frequencies(tmp_path: Path) -> None:
+    table = mixed_table(600)
+    categorical = ["colour", "flag"]
+
+    def distance(rows: pd.DataFrame) -> float:  # total variation, summed over the categorical columns
+        total = 0.0
+        for name in categorical:
+            real = table[name].astype(str).value_counts(normalize=True)
+            made = rows[name].astype(str).value_counts(normalize=True)
+            total += 0.5 * real.sub(made, fill_value=0).abs().sum()
+        return total
+
+    fitted = {
+        match: TabularGAN(random_state=0, match_frequencies=match, **FAST).fit(table) for match in (0, 1)
+    }
+    distances = {match: distance(model.sample(4000, random_state=1)) for match, model in fitted.items()}
+    assert distances[1] < 0.05 < distances[0]
+    model = fitted[1]
+    loaded = TabularGAN.load(model.save(tmp_path / "m"))
+    assert [c.offsets for c in loaded.transformer_.columns if isinstance(c, CategoricalColumn)] == [
+        c.offsets for c in model.transformer_.columns if isinstance(c, CategoricalColumn)
+    ]
+    pd.testing.assert_frame_equal(model.sample(500, random_state=3), loaded.sample(500, random_state=3))

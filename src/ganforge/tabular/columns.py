@@ -23,8 +23,8 @@ frequencies.
 
 What the fitted transform keeps (and a saved model holds): per numeric column the mixture's weights, means
 and standard deviations, the observed minimum and maximum (to keep samples in range), the resolution and
-the maps' quantiles (of generated numbers and of mixtures); per categorical column its levels and their
-frequencies. No training row is kept.
+the maps' quantiles (of generated numbers and of mixtures); per categorical column its levels, their
+frequencies and the level offsets. No training row is kept.
 """
 
 from __future__ import annotations
@@ -390,11 +390,13 @@ class CategoricalColumn:
         briefly trained GAN gets these frequencies a few tens of percent wrong for some levels (diamonds'
         "Ideal" cut came out 1.33 times as often as in the data after 30 epochs). The offsets b that make the
         mean of softmax(logits + b) over the rows equal the frequencies are found by Sinkhorn's scaling, each
-        step adding log(frequency / mean share) to b. A row's logits keep their order, so the rows the
-        generator was surest of keep their level.
+        step adding log(frequency / mean share) to b. The rows that change level are those the generator was
+        least sure of: a row far from the boundary between two levels keeps its level.
         """
         target = np.asarray(self.frequencies, np.float64)
-        weights = np.exp(logits - logits.max(axis=1, keepdims=True))  # (rows, levels); offsets scale columns
+        weights = np.array(logits, np.float64)  # (rows, levels), exp'd in place; offsets scale its columns
+        weights -= weights.max(axis=1, keepdims=True)
+        np.exp(weights, out=weights)
         offsets = np.zeros(len(target))
         for _ in range(OFFSET_ITERATIONS):
             scale = np.exp(offsets)

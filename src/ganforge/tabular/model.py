@@ -501,7 +501,7 @@ class TabularGAN:
         for start, column in self._softmax_starts():
             if isinstance(column, CategoricalColumn):
                 width = len(column.levels)
-                column.fit_offsets(raw[:, start : start + width].double().numpy())
+                column.fit_offsets(raw[:, start : start + width].numpy())
 
     def _softmax_starts(self) -> list[tuple[int, Column]]:
         """Return (first output unit, column) for each softmax span: a numeric column's modes, a categorical
