@@ -391,6 +391,17 @@ class TabularGAN:
         self._check_fitted()
         return self.transformer_.level_mapped()
 
+    @property
+    def level_offsets_(self) -> dict[str, dict[Any, float]]:
+        """{categorical column: {level: offset}} for the columns with level offsets (see `match_frequencies`);
+        None stands for the missing level."""
+        self._check_fitted()
+        return {
+            column.name: dict(zip(column.levels, column.offsets, strict=True))
+            for _, column in self.transformer_.categorical()
+            if column.offsets
+        }
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "generator_"):
             raise UserError("this TabularGAN is not fitted yet: call fit() or TabularGAN.load()")
