@@ -400,7 +400,7 @@ def test_sampling_in_chunks_gives_the_same_rows(monkeypatch: pytest.MonkeyPatch)
 
     model = TabularGAN(random_state=0, **FAST).fit(mixed_table())
     whole = model.sample(700, random_state=1)
-    monkeypatch.setattr(tabular_model, "GENERATE_CHUNK", 64)  # many forward passes instead of one
+    monkeypatch.setattr(tabular_model, "GENERATE_CHUNK", 64)  # many forward passes and activations, not one
     pd.testing.assert_frame_equal(whole, model.sample(700, random_state=1))
 
 

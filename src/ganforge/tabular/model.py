@@ -429,7 +429,8 @@ class TabularGAN:
                 batch = max(min(4 * (n - have), 50_000), 500)
                 cond = self._sample_conditions(batch, wanted)
                 raw = self._generate(torch.randn(batch, self.noise_dim), cond)
-                rows = self._decode(self._activate(raw), rng)
+                scalars, codes = self._sampled(raw)
+                rows = self.transformer_.decode(scalars, codes, rng, self.clip_to_range)
                 for name, value in wanted:
                     rows = rows[_matches(rows[name], value)]
                 chunks.append(rows)
@@ -498,13 +499,28 @@ class TabularGAN:
                 ]
             )
 
-    def _activate(self, raw: torch.Tensor) -> torch.Tensor:
-        """Return the generator's rows as sampled: its raw outputs, the level offsets added, activated."""
+    def _sampled(self, raw: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Return the rows the generator's raw outputs stand for, as (scalars, codes) arrays (see `_split`):
+        the level offsets added, activated GENERATE_CHUNK rows at a time.
+
+        The activation of a wide table's rows holds several temporaries of rows x output units; in chunks
+        they stay small (50,000 rows of a table with a 500-level column are about 100 MB an array). The
+        Gumbel noise is drawn for all rows first, so the rows are the same as activated all together.
+        """
         offsets = torch.zeros(raw.shape[1])
         for start, column in self._softmax_starts():
             if isinstance(column, CategoricalColumn) and column.offsets:
                 offsets[start : start + len(column.offsets)] = torch.tensor(column.offsets)
-        return self.generator_.activate(raw + offsets)
+        gumbels = self.generator_.span_softmax.gumbels(raw.shape[0])
+        parts = [
+            self._split(
+                self.generator_.activate(
+                    raw[i : i + GENERATE_CHUNK] + offsets, gumbels=gumbels[i : i + GENERATE_CHUNK]
+                )
+            )
+            for i in range(0, raw.shape[0], GENERATE_CHUNK)
+        ]
+        return np.concatenate([part[0] for part in parts]), np.concatenate([part[1] for part in parts])
 
     def _fit_offsets(self, raw: torch.Tensor) -> None:
         """Give every categorical column level offsets, from the raw outputs `raw` of rows drawn as `sample`
@@ -540,10 +556,6 @@ class TabularGAN:
         scalar_array = torch.stack(scalars, 1).numpy() if scalars else np.zeros((n, 0), np.float32)
         return scalar_array, torch.stack(codes, 1).numpy()
 
-    def _decode(self, activated: torch.Tensor, rng: np.random.Generator) -> pd.DataFrame:
-        scalars, codes = self._split(activated)
-        return self.transformer_.decode(scalars, codes, rng, self.clip_to_range)
-
     def _fit_marginal_maps(self, table: pd.DataFrame | None, rng: np.random.Generator) -> list[str]:
         """Draw MARGINAL_MAP_ROWS rows as `sample` would; fit the numeric columns' marginal maps on them.
 
@@ -558,7 +570,7 @@ class TabularGAN:
             raw = self._generate(torch.randn(MARGINAL_MAP_ROWS, self.noise_dim), cond)
             if self.match_frequencies:  # first: the maps within levels group rows by their sampled levels
                 self._fit_offsets(raw)
-            scalars, codes = self._split(self._activate(raw))
+            scalars, codes = self._sampled(raw)
         by_level = rng if self.match_by_level else None  # the level maps' mixtures are fitted with rng
         return self.transformer_.fit_marginal_maps(table, scalars, codes, self.clip_to_range, by_level)
 

@@ -71,10 +71,19 @@ class SpanSoftmax:
         total = shifted.new_zeros((shifted.shape[0], self.n_spans)).scatter_add(1, index, shifted.exp())
         return shifted - total.log().gather(1, index)
 
-    def activate(self, raw: torch.Tensor, tau: float) -> torch.Tensor:
-        """Return tanh of the scalar units and a Gumbel-softmax (Jang et al. 2017) within each span."""
+    def gumbels(self, rows: int) -> torch.Tensor:
+        """Return Gumbel(0, 1) noise for the softmax units of `rows` rows, drawn as F.gumbel_softmax does."""
+        return -torch.empty(rows, len(self.soft)).exponential_().log()
+
+    def activate(self, raw: torch.Tensor, tau: float, gumbels: torch.Tensor | None = None) -> torch.Tensor:
+        """Return tanh of the scalar units and a Gumbel-softmax (Jang et al. 2017) within each span.
+
+        `gumbels` is the noise (from `gumbels`), drawn here if None: rows activated in chunks with slices of
+        noise drawn for all of them at once come out as if activated together.
+        """
         logits = raw[:, self.soft]
-        gumbels = -torch.empty_like(logits).exponential_().log()  # Gumbel(0, 1) noise, as F.gumbel_softmax
+        if gumbels is None:
+            gumbels = self.gumbels(raw.shape[0]).to(logits.dtype)
         soft = self.softmax((logits + gumbels) / tau)
         return torch.cat([torch.tanh(raw[:, self.tanh]), soft], dim=1)[:, self.order]
 
@@ -96,9 +105,11 @@ class TableGenerator(nn.Module):
     def forward(self, noise: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(torch.cat([noise, cond], dim=1)))  # (B, data width) raw
 
-    def activate(self, raw: torch.Tensor, tau: float = 0.2) -> torch.Tensor:
+    def activate(
+        self, raw: torch.Tensor, tau: float = 0.2, gumbels: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Return the rows as the critic sees them: tanh scalars and Gumbel-softmax one-hots."""
-        return self.span_softmax.activate(raw, tau)
+        return self.span_softmax.activate(raw, tau, gumbels)
 
 
 class TableCritic(nn.Module):
