@@ -511,12 +511,13 @@ def test_matching_frequencies_brings_a_brief_fit_to_the_levels_frequencies(tmp_p
         return total
 
     fitted = {
-        match: TabularGAN(random_state=0, match_frequencies=match, **FAST).fit(table) for match in (0, 1)
+        match: TabularGAN(random_state=0, match_frequencies=match, **FAST).fit(table)
+        for match in (False, True)
     }
     distances = {match: distance(model.sample(4000, random_state=1)) for match, model in fitted.items()}
-    assert distances[1] < 0.05 < distances[0]
-    model = fitted[1]
+    assert distances[True] < 0.05 < distances[False]
+    model = fitted[True]
     loaded = TabularGAN.load(model.save(tmp_path / "m"))
-    assert set(model.level_offsets_) == set(categorical) and fitted[0].level_offsets_ == {}
+    assert set(model.level_offsets_) == set(categorical) and fitted[False].level_offsets_ == {}
     assert loaded.level_offsets_ == model.level_offsets_
     pd.testing.assert_frame_equal(model.sample(500, random_state=3), loaded.sample(500, random_state=3))

@@ -511,7 +511,7 @@ class TabularGAN:
         for start, column in self._softmax_starts():
             if isinstance(column, CategoricalColumn) and column.offsets:
                 offsets[start : start + len(column.offsets)] = torch.tensor(column.offsets)
-        gumbels = self.generator_.span_softmax.gumbels(raw.shape[0])
+        gumbels = self.generator_.span_softmax.gumbels(raw.shape[0], raw.dtype)
         parts = [
             self._split(
                 self.generator_.activate(

@@ -71,9 +71,9 @@ class SpanSoftmax:
         total = shifted.new_zeros((shifted.shape[0], self.n_spans)).scatter_add(1, index, shifted.exp())
         return shifted - total.log().gather(1, index)
 
-    def gumbels(self, rows: int) -> torch.Tensor:
+    def gumbels(self, rows: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """Return Gumbel(0, 1) noise for the softmax units of `rows` rows, drawn as F.gumbel_softmax does."""
-        return -torch.empty(rows, len(self.soft)).exponential_().log()
+        return -torch.empty(rows, len(self.soft), dtype=dtype).exponential_().log()
 
     def activate(self, raw: torch.Tensor, tau: float, gumbels: torch.Tensor | None = None) -> torch.Tensor:
         """Return tanh of the scalar units and a Gumbel-softmax (Jang et al. 2017) within each span.
@@ -83,7 +83,7 @@ class SpanSoftmax:
         """
         logits = raw[:, self.soft]
         if gumbels is None:
-            gumbels = self.gumbels(raw.shape[0]).to(logits.dtype)
+            gumbels = self.gumbels(raw.shape[0], logits.dtype)
         soft = self.softmax((logits + gumbels) / tau)
         return torch.cat([torch.tanh(raw[:, self.tanh]), soft], dim=1)[:, self.order]
 
