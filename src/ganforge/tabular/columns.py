@@ -390,8 +390,8 @@ class CategoricalColumn:
         briefly trained GAN gets these frequencies a few tens of percent wrong for some levels (diamonds'
         "Ideal" cut came out 1.33 times as often as in the data after 30 epochs). The offsets b that make the
         mean of softmax(logits + b) over the rows equal the frequencies are found by Sinkhorn's scaling, each
-        step adding log(frequency / mean share) to b. The rows that change level are those the generator was
-        least sure of: a row far from the boundary between two levels keeps its level.
+        step adding log(frequency / mean share) to b. They move probability mostly in the rows where the
+        generator was unsure between levels; a row it is sure of keeps its level.
         """
         target = np.asarray(self.frequencies, np.float64)
         weights = np.array(logits, np.float64)  # (rows, levels), exp'd in place; offsets scale its columns
