@@ -39,7 +39,7 @@ from ganforge.objectives.adversarial import (
     wasserstein_generator_loss,
 )
 from ganforge.objectives.regularisers import gradient_penalty, pack
-from ganforge.tabular.columns import CategoricalColumn, Column, NumericColumn, TableTransformer
+from ganforge.tabular.columns import CategoricalColumn, NumericColumn, TableTransformer
 from ganforge.tabular.nets import SpanSoftmax, TableCritic, TableGenerator
 from ganforge.tabular.resume import FitCheckpoint, FitInterrupted, fingerprint
 
@@ -508,8 +508,8 @@ class TabularGAN:
         Gumbel noise is drawn for all rows first, so the rows are the same as activated all together.
         """
         offsets = torch.zeros(raw.shape[1])
-        for start, column in self._softmax_starts():
-            if isinstance(column, CategoricalColumn) and column.offsets:
+        for start, column in self._level_starts():
+            if column.offsets:
                 offsets[start : start + len(column.offsets)] = torch.tensor(column.offsets)
         gumbels = self.generator_.span_softmax.gumbels(raw.shape[0], raw.dtype)
         parts = [
@@ -525,20 +525,16 @@ class TabularGAN:
     def _fit_offsets(self, raw: torch.Tensor) -> None:
         """Give every categorical column level offsets, from the raw outputs `raw` of rows drawn as `sample`
         draws them (see `CategoricalColumn.fit_offsets`)."""
-        for start, column in self._softmax_starts():
-            if isinstance(column, CategoricalColumn):
-                width = len(column.levels)
-                column.fit_offsets(raw[:, start : start + width].numpy())
+        for start, column in self._level_starts():
+            column.fit_offsets(raw[:, start : start + len(column.levels)].numpy())
 
-    def _softmax_starts(self) -> list[tuple[int, Column]]:
-        """Return (first output unit, column) for each softmax span: a numeric column's modes, a categorical
-        column's levels."""
+    def _level_starts(self) -> list[tuple[int, CategoricalColumn]]:
+        """Return (first output unit of its levels, column) for each categorical column."""
         starts, start = [], 0
         for column in self.transformer_.columns:
-            for span in column.spans():
-                if span.activation != "tanh":
-                    starts.append((start, column))
-                start += span.width
+            if isinstance(column, CategoricalColumn):
+                starts.append((start, column))
+            start += sum(span.width for span in column.spans())
         return starts
 
     def _split(self, activated: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
