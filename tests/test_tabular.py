@@ -20,8 +20,16 @@ from ganforge.data.tables import load_table
 from ganforge.errors import UserError
 from ganforge.metrics.tabular import ks_statistic, quality
 from ganforge.tabular import FitInterrupted, TabularGAN
-from ganforge.tabular.columns import CategoricalColumn, NumericColumn, Span, TableTransformer, _explained
+from ganforge.tabular.columns import (
+    CategoricalColumn,
+    NumericColumn,
+    Span,
+    TableTransformer,
+    _explained,
+    column_kinds,
+)
 from ganforge.tabular.nets import SpanSoftmax
+from ganforge.tabular.trends import Trends
 
 FAST = {"epochs": 3, "batch_size": 50, "generator_dim": (32,), "discriminator_dim": (32,), "threads": 1}
 
@@ -48,7 +56,7 @@ def mixed_table(n: int = 300, seed: int = 0) -> pd.DataFrame:
 def test_every_column_kind_round_trips_through_the_transform() -> None:
     table = mixed_table()
     rng = np.random.default_rng(0)
-    transformer = TableTransformer.fit(table, "auto", 500, rng)
+    transformer = TableTransformer.fit(table, column_kinds(table, "auto"), 500, rng)
     assert transformer.kinds == {
         "height": "continuous",
         "count": "integer",
@@ -73,7 +81,7 @@ def test_every_column_kind_round_trips_through_the_transform() -> None:
 
 def test_the_mixture_finds_both_modes_and_missing_is_a_mode_of_its_own() -> None:
     table = mixed_table()
-    transformer = TableTransformer.fit(table, "auto", 500, np.random.default_rng(0))
+    transformer = TableTransformer.fit(table, column_kinds(table, "auto"), 500, np.random.default_rng(0))
     height, score = transformer.columns[0], transformer.columns[5]
     assert any(abs(m - 150) < 3 for m in height.means) and any(abs(m - 190) < 3 for m in height.means)
     assert score.has_missing and score.n_modes == len(score.means) + 1
@@ -296,7 +304,7 @@ def test_a_marginal_map_is_kept_only_where_it_brings_the_shape_closer() -> None:
     # "spiky": an integer column that is 0 for 60 % of rows with a long tail; a mixture smooths the spike
     spiky = np.where(rng.random(2000) < 0.6, 0, rng.lognormal(4, 1.5, 2000).round()).astype(int)
     table = pd.DataFrame({"smooth": rng.normal(0, 1, 2000), "spiky": spiky})
-    transformer = TableTransformer.fit(table, "auto", 500, rng)
+    transformer = TableTransformer.fit(table, column_kinds(table, "auto"), 500, rng)
     scalars, codes = transformer.encode(table, rng)
     # generated rows: "smooth" squashed towards its mean (a map helps); "spiky" exactly the data (none can)
     scalars[:, 0] *= 0.5
@@ -307,7 +315,7 @@ def test_a_marginal_map_is_kept_only_where_it_brings_the_shape_closer() -> None:
 
 def test_matching_marginals_brings_a_brief_fit_closer_to_every_numeric_column() -> None:
     table = mixed_table(600)
-    kinds = TableTransformer.fit(table, "auto", 500, np.random.default_rng(0)).kinds
+    kinds = TableTransformer.fit(table, column_kinds(table, "auto"), 500, np.random.default_rng(0)).kinds
     shapes = {}
     for match in (False, True):
         model = TabularGAN(random_state=0, match_marginals=match, **FAST).fit(table)
@@ -331,6 +339,7 @@ def test_a_private_fit_keeps_every_marginal_map_without_consulting_the_data(
     numeric = [name for name, kind in model.kinds_.items() if kind in ("continuous", "integer")]
     assert model.mapped_columns_ == numeric
     assert model.level_maps_ == {}  # maps within levels need the data: a private fit has none
+    assert model.trends_.names == []  # ... and so do trends (penguins' measurements get four outside DP)
     assert TabularGAN.load(model.save(tmp_path / "m")).mapped_columns_ == numeric
 
 
@@ -424,7 +433,7 @@ def test_explained_variance_is_one_for_group_means_and_near_zero_for_random_grou
 def test_level_maps_give_each_level_of_the_parent_its_own_shape() -> None:
     table = grouped_table()
     rng = np.random.default_rng(0)
-    transformer = TableTransformer.fit(table, "auto", 500, rng)
+    transformer = TableTransformer.fit(table, column_kinds(table, "auto"), 500, rng)
     scalars, codes = transformer.encode(table, rng)
     size = transformer.columns[1]
     # generated rows: every level's sizes smeared three times as wide around the level's mean
@@ -454,7 +463,9 @@ def test_level_maps_bring_a_brief_fit_closer_within_levels_and_are_saved_without
     table = grouped_table()
     fitted = {}
     for by_level in (False, True):
-        fitted[by_level] = TabularGAN(random_state=0, match_by_level=by_level, **FAST).fit(table)
+        # no trends: the group means alone explain most of `size`, so it would be learnt as a residual
+        model = TabularGAN(random_state=0, match_by_level=by_level, trends=False, **FAST)
+        fitted[by_level] = model.fit(table)
     assert fitted[False].level_maps_ == {} and fitted[True].level_maps_ == {"size": "group"}
     distance = {}
     for by_level, model in fitted.items():
@@ -521,3 +532,75 @@ def test_matching_frequencies_brings_a_brief_fit_to_the_levels_frequencies(tmp_p
     assert set(model.level_offsets_) == set(categorical) and fitted[False].level_offsets_ == {}
     assert loaded.level_offsets_ == model.level_offsets_
     pd.testing.assert_frame_equal(model.sample(500, random_state=3), loaded.sample(500, random_state=3))
+
+
+def power_law_table(n: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """`y` is 300 x^1.5 times a factor per grade, within 1 %; `noise` is unrelated to anything."""
+    rng = np.random.default_rng(seed)
+    grade = rng.choice(["a", "b", "c"], n, p=[0.5, 0.3, 0.2])
+    x = rng.lognormal(0, 0.4, n)
+    factor = pd.Series(grade).map({"a": 1.0, "b": 1.2, "c": 0.8}).to_numpy()
+    y = np.round(300 * x**1.5 * factor * np.exp(rng.normal(0, 0.01, n))).astype(np.int64)
+    table = pd.DataFrame({"x": x, "grade": grade, "y": y, "noise": rng.normal(50, 10, n)})
+    table.loc[rng.random(n) < 0.03, "x"] = np.nan  # a missing anchor counts as the anchor's mean
+    return table
+
+
+def test_trends_take_out_a_power_law_and_level_effects_and_put_them_back() -> None:
+    table = power_law_table()
+    trends = Trends.fit(table, column_kinds(table, "auto"))
+    assert trends.names == ["y"] and trends.kinds == {"y": "integer"}  # x and noise keep their values
+    (trend,) = trends.trends
+    assert trend.anchor == "x" and trend.log and trend.anchor_log
+    assert trend.slope == pytest.approx(1.5, abs=0.01)
+    effects = dict(trend.effects["grade"])  # the most frequent grade, "a", is the reference
+    assert effects["b"] == pytest.approx(np.log(1.2), abs=0.005)
+    assert effects["c"] == pytest.approx(np.log(0.8), abs=0.005)
+    removed = trends.remove(table)
+    has_x = table["x"].notna()
+    assert removed.loc[has_x, "y"].std() < 0.012  # the 1 % noise is what the GAN is left to learn
+    pd.testing.assert_frame_equal(removed[["x", "grade", "noise"]], table[["x", "grade", "noise"]])
+    saved = Trends.from_json(json.loads(json.dumps(trends.to_json())))
+    pd.testing.assert_frame_equal(saved.restore(removed), table)  # integers come back as integers
+    far = removed.assign(y=removed["y"] + 10.0)
+    restored = saved.restore(far)
+    assert restored["y"].max() == table["y"].max()  # clipped to the observed range ...
+    assert saved.restore(far, clip=False)["y"].max() > table["y"].max()  # ... unless told otherwise
+
+
+def test_trends_keep_a_near_exact_relation_in_a_brief_fit(tmp_path: Path) -> None:
+    table = power_law_table(1000)
+
+    def spread(rows: pd.DataFrame) -> float:
+        """The spread of log y around the table's law; 0.01 in the data."""
+        factor = rows["grade"].map({"a": 1.0, "b": 1.2, "c": 0.8}).astype(float)
+        deviation = np.log(rows["y"] / (300 * rows["x"] ** 1.5 * factor))
+        return float(deviation[rows["x"].notna()].std())
+
+    settings = {**FAST, "epochs": 20}
+    model = TabularGAN(random_state=0, **settings).fit(table)
+    plain = TabularGAN(random_state=0, trends=False, **settings).fit(table)
+    assert model.trends_.names == ["y"] and plain.trends_.names == []
+    assert (
+        model.kinds_
+        == plain.kinds_
+        == {"x": "continuous", "grade": "categorical", "y": "integer", "noise": "continuous"}
+    )
+    rows = model.sample(2000, random_state=1)
+    assert spread(rows) < 0.15 < spread(plain.sample(2000, random_state=1))  # about 0.09 and 0.8
+    assert rows["y"].dtype == np.int64 and rows["y"].between(table["y"].min(), table["y"].max()).all()
+    loaded = TabularGAN.load(model.save(tmp_path / "m"))
+    pd.testing.assert_frame_equal(loaded.sample(500, random_state=3), model.sample(500, random_state=3))
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    numbers = set(_numbers([meta["columns"], meta["trends"]]))  # y's values are integers: no substring test
+    stored = numbers & {float(v) for column in ("x", "y") for v in table[column].dropna()}
+    assert stored <= {float(table[c].min()) for c in ("x", "y")} | {float(table[c].max()) for c in ("x", "y")}
+
+
+def _numbers(value: Any) -> list[float]:
+    """Return every number in a JSON value."""
+    if isinstance(value, dict):
+        return [n for item in value.values() for n in _numbers(item)]
+    if isinstance(value, list):
+        return [n for item in value for n in _numbers(item)]
+    return [float(value)] if isinstance(value, int | float) and not isinstance(value, bool) else []

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -471,6 +471,23 @@ def detect_kind(series: pd.Series, discrete: bool | None) -> str:
     return "categorical"
 
 
+def column_kinds(table: pd.DataFrame, discrete_columns: str | Sequence[str]) -> dict[str, str]:
+    """Return {column: kind} of `table`; `discrete_columns` is "auto" or the names to treat as categorical."""
+    if isinstance(discrete_columns, str):
+        if discrete_columns != "auto":
+            raise UserError(f'discrete_columns: give "auto" or a list of names, not {discrete_columns!r}')
+        forced: set[str] | None = None
+    else:
+        forced = set(discrete_columns)
+        unknown = sorted(forced - set(table.columns))
+        if unknown:
+            raise UserError(f"discrete_columns: no column {unknown[0]!r} (columns: {list(table.columns)})")
+    return {
+        name: detect_kind(table[name], None if forced is None else (True if name in forced else None))
+        for name in table.columns
+    }
+
+
 class TableTransformer:
     """The reversible map between a DataFrame and (scalars, codes) arrays, and the output spans."""
 
@@ -481,27 +498,14 @@ class TableTransformer:
     def fit(
         cls,
         table: pd.DataFrame,
-        discrete_columns: str | Sequence[str],
+        kinds: Mapping[str, str],
         max_categories: int,
         rng: np.random.Generator,
     ) -> TableTransformer:
-        if isinstance(discrete_columns, str):
-            if discrete_columns != "auto":
-                raise UserError(f'discrete_columns: give "auto" or a list of names, not {discrete_columns!r}')
-            forced: set[str] | None = None
-        else:
-            forced = set(discrete_columns)
-            unknown = sorted(forced - set(table.columns))
-            if unknown:
-                raise UserError(
-                    f"discrete_columns: no column {unknown[0]!r} (columns: {list(table.columns)})"
-                )
+        """Return the transform of `table`, whose columns have `kinds` (from `column_kinds`)."""
         columns: list[Column] = []
         for name in table.columns:
-            series = table[name]
-            discrete = None if forced is None else (True if name in forced else None)
-            kind = detect_kind(series, discrete)
-            dtype = str(series.dtype)
+            series, kind, dtype = table[name], kinds[name], str(table[name].dtype)
             if kind in ("categorical", "boolean"):
                 column: Column = CategoricalColumn(str(name), kind, dtype)
                 column.fit(series, max_categories)

@@ -39,9 +39,10 @@ from ganforge.objectives.adversarial import (
     wasserstein_generator_loss,
 )
 from ganforge.objectives.regularisers import gradient_penalty, pack
-from ganforge.tabular.columns import CategoricalColumn, NumericColumn, TableTransformer
+from ganforge.tabular.columns import CategoricalColumn, NumericColumn, TableTransformer, column_kinds
 from ganforge.tabular.nets import SpanSoftmax, TableCritic, TableGenerator
 from ganforge.tabular.resume import FitCheckpoint, FitInterrupted, fingerprint
+from ganforge.tabular.trends import Trends
 
 FORMAT = "ganforge-tabular/1"
 MARGINAL_MAP_ROWS = 20_000  # generated rows the marginal maps are fitted on
@@ -68,6 +69,9 @@ class TabularGAN:
         match_by_level: with `match_marginals`, also map each numeric column within the levels of the
             categorical column that explains most of its variance, to mixtures fitted per level (not in a
             private fit: they are fitted on the data).
+        trends: before training, replace each numeric column that a linear model of one other numeric
+            column and the categorical columns explains well by the model's residual, and put the trend
+            back in the samples (see `ganforge.tabular.trends`; not in a private fit).
         match_frequencies: with `match_marginals`, also shift the generator's logits of each categorical
             column by one offset per level, so that sampled levels come at their training frequencies.
         dp_epsilon: if set, train the critic with DP-SGD to this (epsilon, delta) budget.
@@ -92,6 +96,7 @@ class TabularGAN:
         match_marginals: bool = True,
         match_by_level: bool = True,
         match_frequencies: bool = True,
+        trends: bool = True,
         dp_epsilon: float | None = None,
         dp_delta: float | None = None,
         dp_max_grad_norm: float = 1.0,
@@ -111,6 +116,7 @@ class TabularGAN:
         self.match_marginals = match_marginals
         self.match_by_level = match_by_level
         self.match_frequencies = match_frequencies
+        self.trends = trends
         self.dp_epsilon = dp_epsilon
         self.dp_delta = dp_delta
         self.dp_max_grad_norm = dp_max_grad_norm
@@ -193,7 +199,13 @@ class TabularGAN:
         with torch.random.fork_rng(), _threads(self.threads), signals:
             torch.manual_seed(seed)
             rng = np.random.default_rng(seed)
-            self.transformer_ = TableTransformer.fit(table, discrete_columns, self.max_categories, rng)
+            kinds = column_kinds(table, discrete_columns)
+            # the trends are fitted on the data, so a private fit gets none (see _fit_private)
+            fit_trends = self.trends and self.dp_epsilon is None
+            self.trends_ = Trends.fit(table, kinds) if fit_trends else Trends([])
+            table = self.trends_.remove(table)  # from here on the GAN's table: residuals for the trends
+            kinds = {**kinds, **{name: "continuous" for name in self.trends_.names}}
+            self.transformer_ = TableTransformer.fit(table, kinds, self.max_categories, rng)
             scalars, codes = self.transformer_.encode(table, rng)
             if keeper is not None:
                 settings = {k: v for k, v in self.get_params().items() if k not in ("epochs", "threads")}
@@ -221,7 +233,7 @@ class TabularGAN:
             keeper.remove()
         self.n_rows_ = len(table)
         self.columns_ = [str(c) for c in table.columns]
-        self.kinds_ = self.transformer_.kinds
+        self.kinds_ = {**self.transformer_.kinds, **self.trends_.kinds}
         self.seed_ = seed
         self.fit_seconds_ = self._seconds_before + time.perf_counter() - self._started
         return self
@@ -431,6 +443,7 @@ class TabularGAN:
                 raw = self._generate(torch.randn(batch, self.noise_dim), cond)
                 scalars, codes = self._sampled(raw)
                 rows = self.transformer_.decode(scalars, codes, rng, self.clip_to_range)
+                rows = self.trends_.restore(rows, self.clip_to_range)
                 for name, value in wanted:
                     rows = rows[_matches(rows[name], value)]
                 chunks.append(rows)
@@ -586,6 +599,7 @@ class TabularGAN:
             "format": FORMAT,
             "params": self.get_params(),
             "columns": self.transformer_.to_json(),
+            "trends": self.trends_.to_json(),
             "n_rows": self.n_rows_,
             "seed": self.seed_,
             "fit_seconds": self.fit_seconds_,
@@ -612,6 +626,7 @@ class TabularGAN:
             raise UserError(f"{meta_path}: format {meta.get('format')!r}, expected {FORMAT!r}")
         model = cls(**meta["params"])
         model.transformer_ = TableTransformer.from_json(meta["columns"])
+        model.trends_ = Trends.from_json(meta.get("trends", []))
         layout = _ConditionLayout(model.transformer_)
         model.generator_ = TableGenerator(
             model.noise_dim, layout.width, model.generator_dim, model.transformer_.spans()
@@ -620,7 +635,7 @@ class TabularGAN:
         model.n_rows_, model.seed_ = meta["n_rows"], meta["seed"]
         model.fit_seconds_, model.history_ = meta["fit_seconds"], meta["history"]
         model.columns_ = [c.name for c in model.transformer_.columns]
-        model.kinds_ = model.transformer_.kinds
+        model.kinds_ = {**model.transformer_.kinds, **model.trends_.kinds}
         if meta.get("dp_epsilon_spent") is not None:
             model.dp_epsilon_spent_, model.dp_delta_ = meta["dp_epsilon_spent"], meta["dp_delta"]
         return model
