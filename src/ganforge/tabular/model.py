@@ -8,6 +8,7 @@ with training-by-sampling, a packed critic (PacGAN, pac 10) and WGAN-GP. What di
   mixture is fitted on at most 10,000 values: this is where CTGAN spends much of its time.
 - `random_state` makes fit and sample repeat exactly, and fitting never touches the caller's random state.
 - Sampled numbers stay inside each column's observed range (`clip_to_range`) and integers stay integers.
+- Numeric columns that a linear trend explains well are learnt as the trend's residual (trends.py).
 - Optional differential privacy (`dp_epsilon`): the critic learns by DP-SGD (opacus); see `_fit_private`.
 
     model = TabularGAN(epochs=300, random_state=0).fit(df)
