@@ -17,8 +17,8 @@ residual, and the GAN learns the residual:
   columns' |correlation| (in f), using only pairs correlated at least MIN_ANCHOR_CORRELATION, each tree rooted
   at its most connected column. Restoring the samples follows the tree from the roots, so every anchor is
   back in its own units before a column that leans on it.
-- Every categorical (and boolean) column adds an effect per level, for its MAX_EFFECT_LEVELS most frequent
-  levels; the most frequent is the reference (effect 0), and so is every other level.
+- Every categorical (and boolean) column adds an effect per level. The most frequent level is the
+  reference (effect 0); so is every level past the MAX_EFFECT_LEVELS most frequent.
 - The model is least squares, fitted again without the rows whose residuals lie in the outer TRIM share at
   either end, so a few bad rows (diamonds with x = 0) do not tilt it.
 - A column keeps its trend only if the trend explains at least MIN_EXPLAINED of its variance (R², all rows).
