@@ -234,7 +234,10 @@ class NumericColumn:
         clip: bool = True,
         parent_codes: np.ndarray | None = None,
     ) -> pd.Series:
-        values = self.finish(self.values(scalars, modes), clip, parent_codes=parent_codes)
+        return self.to_series(self.finish(self.values(scalars, modes), clip, parent_codes=parent_codes))
+
+    def to_series(self, values: np.ndarray) -> pd.Series:
+        """Return finished numbers (NaN = missing) as the column's own dtype: dates, integers or floats."""
         missing = np.isnan(values)
         if self.kind == "datetime":
             stamps = pd.to_datetime(np.round(values * NS_PER_S), unit="ns")

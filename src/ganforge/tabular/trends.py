@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ganforge.tabular.columns import _is_missing, _plain, _resolution
+from ganforge.tabular.columns import NumericColumn, _is_missing, _plain, _resolution
 
 # A column whose trend explains less of its variance than this keeps its values. A looser relation is left
 # to the maps within levels, which give a level its whole distribution, not only its mean: with a bar of 0.5
@@ -80,8 +80,11 @@ class Trend:
             anchor = _f(table[self.anchor], self.anchor_log, self.anchor_floor)
             values += self.slope * np.where(np.isnan(anchor), self.anchor_mean, anchor)
         for column, pairs in self.effects.items():
-            effect = {_key(level): value for level, value in pairs}
-            values += np.array([effect.get(_key(v), 0.0) for v in table[column].astype(object)])
+            series = table[column]
+            effect = {level: value for level, value in pairs if level is not None}
+            found = series.astype(object).map(effect).to_numpy(np.float64)  # NaN: no effect of its own
+            missing = dict(pairs).get(None, 0.0)
+            values += np.where(series.isna().to_numpy(), missing, np.nan_to_num(found, nan=0.0))
         return values
 
     def restore(self, residuals: pd.Series, table: pd.DataFrame, clip: bool) -> pd.Series:
@@ -89,14 +92,9 @@ class Trend:
         values = self.predict(table) + residuals.to_numpy(np.float64)  # NaN (missing) stays NaN
         if self.log:
             values = np.exp(np.minimum(values, 700.0))
-        if clip:
-            values = values.clip(self.low, self.high)
-        if self.step:
-            values = np.round(values / self.step) * self.step
-        series = pd.Series(values, name=self.name, index=table.index)
-        if not np.isnan(values).any() and self.dtype.startswith(("int", "uint", "Int", "UInt")):
-            return series.astype(self.dtype)
-        return series.astype(self.dtype if self.dtype.startswith("Int") else "float64")
+        # clipped, rounded and typed as the column's own numbers are
+        column = NumericColumn(self.name, self.kind, self.dtype, low=self.low, high=self.high, step=self.step)
+        return column.to_series(column.settle(values, clip)).set_axis(table.index)
 
 
 class Trends:
