@@ -382,6 +382,8 @@ def run_one(dataset: str, method: str, epochs: int, seed: int, ml_draws: int = 1
 ABLATIONS: dict[str, dict[str, Any]] = {  # ganforge's methods: the TabularGAN settings of each
     "ganforge": {},
     "ganforge-notrends": {"trends": False},  # numeric columns learnt as they are, no trend taken out
+    "ganforge-norefine": {"refine_levels": False},  # the GAN's own levels, on any table
+    "ganforge-refine": {"refine_levels": True},  # levels drawn from the classifier chain, on any table
     "ganforge-nofreq": {"match_frequencies": False},  # no level offsets for the categorical columns
     "ganforge-nolevels": {"match_by_level": False},  # marginal maps, but none within levels
     "ganforge-nomaps": {"match_marginals": False},  # no maps at all: the GAN's own samples

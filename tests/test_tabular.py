@@ -604,3 +604,81 @@ def _numbers(value: Any) -> list[float]:
     if isinstance(value, list):
         return [n for item in value for n in _numbers(item)]
     return [float(value)] if isinstance(value, int | float) and not isinstance(value, bool) else []
+
+
+def graded_table(n: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """`grade` is read off the numbers (x + y above 0 is "high"; 5 % flipped), `band` off the grade and the
+    sign of y, with 5 % missing; `noise` is unrelated to anything."""
+    rng = np.random.default_rng(seed)
+    x, y = rng.normal(size=n), rng.normal(size=n)
+    high = (x + y > 0) ^ (rng.random(n) < 0.05)
+    band = np.where(high, np.where(y > 0, "p", "q"), "r").astype(object)
+    band[rng.random(n) < 0.05] = None
+    return pd.DataFrame(
+        {"x": x, "grade": np.where(high, "high", "low"), "y": y, "band": band, "noise": rng.normal(size=n)}
+    )
+
+
+def _agreement(rows: pd.DataFrame) -> tuple[float, float]:
+    """Return the shares of rows whose grade follows x + y and whose band (where given) follows grade, y."""
+    grade = (rows["grade"] == "high") == (rows["x"] + rows["y"] > 0)
+    given = rows["band"].notna()
+    expected = np.where(rows["grade"] == "high", np.where(rows["y"] > 0, "p", "q"), "r")
+    return float(grade.mean()), float((rows["band"] == expected)[given].mean())
+
+
+def test_the_level_refiner_draws_levels_from_the_numbers_and_keeps_what_it_is_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ganforge.tabular import refine
+
+    monkeypatch.setattr(refine, "STEPS", 300)
+    table = graded_table()
+    kinds = column_kinds(table, "auto")
+    columns = {}
+    for name in ("grade", "band"):
+        columns[name] = CategoricalColumn(name, kinds[name], str(table[name].dtype))
+        columns[name].fit(table[name], 500)
+    torch.manual_seed(0)
+    refiner = refine.LevelRefiner.fit(table, kinds, list(columns.values()), np.random.default_rng(0))
+    assert refiner is not None and refiner.columns == ["grade", "band"]
+    assert [scale.name for scale in refiner.scales] == ["x", "y", "noise"]
+    rng = np.random.default_rng(1)
+    shuffled = table.assign(grade=rng.permutation(table["grade"]), band=rng.permutation(table["band"]))
+    assert max(_agreement(shuffled)) < 0.6
+    refined = refiner.refine(shuffled, columns, np.random.default_rng(2))
+    grade, band = _agreement(refined)
+    assert grade > 0.9 and band > 0.9  # the data's own are 0.95 and 1
+    assert 0.02 < refined["band"].isna().mean() < 0.09  # the missing level is drawn at about its 5 %
+    pd.testing.assert_frame_equal(refined[["x", "y", "noise"]], shuffled[["x", "y", "noise"]])
+    kept = refiner.refine(shuffled, columns, np.random.default_rng(2), keep={"grade"})
+    assert kept["grade"].equals(shuffled["grade"])
+    assert _agreement(kept)[1] > 0.9  # the band follows the grade it was given, not the numbers' grade
+    again = refiner.refine(shuffled, columns, np.random.default_rng(2))
+    pd.testing.assert_frame_equal(again, refined)
+
+
+def test_refined_levels_follow_the_numbers_in_a_brief_fit_and_are_saved_without_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ganforge.tabular import refine
+
+    monkeypatch.setattr(refine, "STEPS", 300)
+    table = graded_table(1000)
+    model = TabularGAN(random_state=0, refine_levels=True, **FAST).fit(table)
+    plain = TabularGAN(random_state=0, **FAST).fit(table)  # under 5,000 rows: no refinement by default
+    assert model.refined_columns_ == ["grade", "band"] and plain.refined_columns_ == []
+    rows = model.sample(2000, random_state=1)
+    grade, band = _agreement(rows)
+    plain_grade, plain_band = _agreement(plain.sample(2000, random_state=1))
+    assert grade > 0.85 > plain_grade and band > 0.85 > plain_band
+    asked = model.sample(300, conditions={"grade": "low"}, random_state=2)
+    assert (asked["grade"] == "low").all() and (asked["band"].dropna() == "r").mean() > 0.9
+    loaded = TabularGAN.load(model.save(tmp_path / "m"))
+    assert loaded.refined_columns_ == ["grade", "band"]
+    pd.testing.assert_frame_equal(loaded.sample(500, random_state=3), model.sample(500, random_state=3))
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    values = {float(v) for column in ("x", "y", "noise") for v in table[column]}
+    assert not set(_numbers(meta["refiner"])) & values
+    with pytest.raises(UserError, match="refine_levels: a private fit"):
+        TabularGAN(refine_levels=True, dp_epsilon=1.0, **FAST).fit(table)

@@ -9,6 +9,8 @@ with training-by-sampling, a packed critic (PacGAN, pac 10) and WGAN-GP. What di
 - `random_state` makes fit and sample repeat exactly, and fitting never touches the caller's random state.
 - Sampled numbers stay inside each column's observed range (`clip_to_range`) and integers stay integers.
 - Numeric columns that a linear trend explains well are learnt as the trend's residual (trends.py).
+- On larger tables the categorical columns of each sample are drawn again from a classifier chain given the
+  row's numbers (refine.py).
 - Optional differential privacy (`dp_epsilon`): the critic learns by DP-SGD (opacus); see `_fit_private`.
 
     model = TabularGAN(epochs=300, random_state=0).fit(df)
@@ -42,6 +44,7 @@ from ganforge.objectives.adversarial import (
 from ganforge.objectives.regularisers import gradient_penalty, pack
 from ganforge.tabular.columns import CategoricalColumn, NumericColumn, TableTransformer, column_kinds
 from ganforge.tabular.nets import SpanSoftmax, TableCritic, TableGenerator
+from ganforge.tabular.refine import REFINE_MIN_ROWS, LevelRefiner
 from ganforge.tabular.resume import FitCheckpoint, FitInterrupted, fingerprint
 from ganforge.tabular.trends import Trends
 
@@ -73,6 +76,9 @@ class TabularGAN:
         trends: before training, replace each numeric column that a linear model of one other numeric
             column and the categorical columns explains well by the model's residual, and put the trend
             back in the samples (see `ganforge.tabular.trends`; not in a private fit).
+        refine_levels: after sampling, draw every categorical column again from a classifier chain learnt
+            on the training rows, given the row's numbers (see `ganforge.tabular.refine`). None: only
+            for tables of at least 5,000 rows; never in a private fit (True there is an error).
         match_frequencies: with `match_marginals`, also shift the generator's logits of each categorical
             column by one offset per level, so that sampled levels come at their training frequencies.
         dp_epsilon: if set, train the critic with DP-SGD to this (epsilon, delta) budget.
@@ -98,6 +104,7 @@ class TabularGAN:
         match_by_level: bool = True,
         match_frequencies: bool = True,
         trends: bool = True,
+        refine_levels: bool | None = None,
         dp_epsilon: float | None = None,
         dp_delta: float | None = None,
         dp_max_grad_norm: float = 1.0,
@@ -118,6 +125,7 @@ class TabularGAN:
         self.match_by_level = match_by_level
         self.match_frequencies = match_frequencies
         self.trends = trends
+        self.refine_levels = refine_levels
         self.dp_epsilon = dp_epsilon
         self.dp_delta = dp_delta
         self.dp_max_grad_norm = dp_max_grad_norm
@@ -145,6 +153,10 @@ class TabularGAN:
         need(self.batch_size >= 1, f"batch_size must be at least 1, got {self.batch_size}")
         need(self.max_categories >= 2, f"max_categories must be at least 2, got {self.max_categories}")
         if self.dp_epsilon is not None:
+            need(
+                self.refine_levels is not True,
+                "refine_levels: a private fit cannot refine levels (the chain would learn from the raw rows)",
+            )
             need(self.dp_epsilon > 0, f"dp_epsilon must be positive, got {self.dp_epsilon}")
             delta = self.dp_delta if self.dp_delta is not None else 1 / (10 * n_rows)
             need(0 < delta < 1, f"dp_delta must lie in (0, 1), got {delta}")
@@ -204,6 +216,7 @@ class TabularGAN:
             # the trends are fitted on the data, so a private fit gets none (see _fit_private)
             fit_trends = self.trends and self.dp_epsilon is None
             self.trends_ = Trends.fit(table, kinds) if fit_trends else Trends([])
+            original, original_kinds = table, kinds
             table = self.trends_.remove(table)  # from here on the GAN's table: residuals for the trends
             kinds = {**kinds, **{name: "continuous" for name in self.trends_.names}}
             self.transformer_ = TableTransformer.fit(table, kinds, self.max_categories, rng)
@@ -229,6 +242,10 @@ class TabularGAN:
             if self.match_marginals:
                 # the private fit must not consult the data again: it keeps every map (see _fit_private)
                 self._fit_marginal_maps(table if self.dp_epsilon is None else None, rng)
+            self.refiner_ = None
+            if self._refines(len(table)):
+                categorical = [column for _, column in self.transformer_.categorical()]
+                self.refiner_ = LevelRefiner.fit(original, original_kinds, categorical, rng)
         del self._data
         if keeper is not None:
             keeper.remove()
@@ -238,6 +255,11 @@ class TabularGAN:
         self.seed_ = seed
         self.fit_seconds_ = self._seconds_before + time.perf_counter() - self._started
         return self
+
+    def _refines(self, n_rows: int) -> bool:
+        if self.dp_epsilon is not None or self.refine_levels is False:
+            return False
+        return self.refine_levels is True or n_rows >= REFINE_MIN_ROWS
 
     def _optimizers(self, critic: TableCritic) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
         def adam(params: Any) -> torch.optim.Optimizer:
@@ -415,6 +437,12 @@ class TabularGAN:
             if column.offsets
         }
 
+    @property
+    def refined_columns_(self) -> list[str]:
+        """The categorical columns drawn again from the classifier chain when sampling (`refine_levels`)."""
+        self._check_fitted()
+        return list(self.refiner_.columns) if self.refiner_ is not None else []
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "generator_"):
             raise UserError("this TabularGAN is not fitted yet: call fit() or TabularGAN.load()")
@@ -424,8 +452,9 @@ class TabularGAN:
     ) -> pd.DataFrame:
         """Return `n` synthetic rows; with `conditions` ({column: value}) only rows that hold those values.
 
-        A condition on a categorical column steers the generator through its condition vector; every
-        condition is then enforced by keeping only the rows that match (rejection sampling).
+        A condition on a categorical column steers the generator through its condition vector (and, with
+        level refinement, keeps its value while the other columns are drawn again); every condition is then
+        enforced by keeping only the rows that match (rejection sampling).
         """
         self._check_fitted()
         if not isinstance(n, int | np.integer) or isinstance(n, bool) or n <= 0:
@@ -435,6 +464,7 @@ class TabularGAN:
         generator = self.generator_
         generator.eval()
         chunks, have, drawn = [], 0, 0
+        categorical = {column.name: column for _, column in self.transformer_.categorical()}
         with torch.random.fork_rng(), _threads(self.threads), torch.no_grad():
             torch.manual_seed(seed)
             rng = np.random.default_rng(seed)
@@ -445,6 +475,8 @@ class TabularGAN:
                 scalars, codes = self._sampled(raw)
                 rows = self.transformer_.decode(scalars, codes, rng, self.clip_to_range)
                 rows = self.trends_.restore(rows, self.clip_to_range)
+                if self.refiner_ is not None:  # a column asked for keeps its level, and the rest follow it
+                    rows = self.refiner_.refine(rows, categorical, rng, keep={name for name, _ in wanted})
                 for name, value in wanted:
                     rows = rows[_matches(rows[name], value)]
                 chunks.append(rows)
@@ -590,17 +622,21 @@ class TabularGAN:
         """Write the fitted model to the folder `path` (model.safetensors + model.json); return the folder.
 
         The JSON holds the settings, the column transforms and the fit's facts; the safetensors file holds
-        the generator's weights. The critic is not kept: sampling does not need it. No training row is.
+        the generator's weights (and the level refiner's, prefixed "refiner."). The critic is not kept:
+        sampling does not need it. No training row is.
         """
         self._check_fitted()
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous() for k, v in self.generator_.state_dict().items()}
+        if self.refiner_ is not None:
+            state.update(self.refiner_.state())
         meta = {
             "format": FORMAT,
             "params": self.get_params(),
             "columns": self.transformer_.to_json(),
             "trends": self.trends_.to_json(),
+            "refiner": self.refiner_.to_json() if self.refiner_ is not None else None,
             "n_rows": self.n_rows_,
             "seed": self.seed_,
             "fit_seconds": self.fit_seconds_,
@@ -632,7 +668,11 @@ class TabularGAN:
         model.generator_ = TableGenerator(
             model.noise_dim, layout.width, model.generator_dim, model.transformer_.spans()
         )
-        model.generator_.load_state_dict(load_file(str(weights_path)))
+        tensors = load_file(str(weights_path))
+        refiner = {k: v for k, v in tensors.items() if k.startswith("refiner.")}
+        model.generator_.load_state_dict({k: v for k, v in tensors.items() if k not in refiner})
+        record = meta.get("refiner")
+        model.refiner_ = LevelRefiner.from_saved(record, refiner) if record is not None else None
         model.n_rows_, model.seed_ = meta["n_rows"], meta["seed"]
         model.fit_seconds_, model.history_ = meta["fit_seconds"], meta["history"]
         model.columns_ = [c.name for c in model.transformer_.columns]
