@@ -192,9 +192,13 @@ def test_cli_fit_sample_report_and_one_line_errors(tmp_path: Path) -> None:
     train, holdout = table.iloc[:240], table.iloc[240:]
     train.to_csv(tmp_path / "train.csv", index=False)
     holdout.to_parquet(tmp_path / "holdout.parquet", index=False)
-    fit = ganforge("fit", "train.csv", "--out", "model", "--epochs", "3", "--threads", "1", cwd=tmp_path)
+    fit = ganforge(
+        "fit", "train.csv", "--out", "model", "--epochs", "3", "--threads", "1", "--refine-levels", "on",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert fit.returncode == 0, fit.stderr
     assert "fitted 240 rows x 6 columns" in fit.stderr
+    assert "levels drawn from the numbers: colour, flag" in fit.stderr
     private = ganforge(
         "fit",
         "train.csv",
@@ -244,6 +248,7 @@ def test_cli_fit_sample_report_and_one_line_errors(tmp_path: Path) -> None:
         (("fit", "picture.csv", "--out", "x"), "picture.csv"),
         (("fit", "nan.csv", "--out", "x"), "every value is missing"),
         (("fit", "mixed.csv", "--out", "x"), "column 'b' mixes numbers and text (75% numbers, also 'x')"),
+        (("fit", "train.csv", "--out", "x", "--refine-levels", "maybe"), "--refine-levels: give auto, on"),
         (("sample", "model", "--n", "0", "--out", "s.csv"), "at least 1 row"),
         (("sample", "model", "--out", "s.csv", "--condition", "shade=red"), "no column 'shade'"),
         (("sample", "model", "--out", "s.csv", "--condition", "colour=purple"), "no value 'purple'"),

@@ -39,6 +39,13 @@ def fit(
     dp_delta: Annotated[
         float | None, typer.Option(help="The delta of the DP budget (default 1/(10 n))")
     ] = None,
+    refine_levels: Annotated[
+        str,
+        typer.Option(
+            help="Draw the categorical columns of samples again from a classifier chain given the numbers: "
+            "auto (tables of 5,000 rows or more), on or off"
+        ),
+    ] = "auto",
     seed: Annotated[int, typer.Option(help="random_state: the same seed gives the same model")] = 0,
     threads: Annotated[int | None, typer.Option(help="Torch threads (default: torch's)")] = None,
     resume: Annotated[
@@ -55,7 +62,11 @@ def fit(
 
     from ganforge.tabular import FitInterrupted, TabularGAN  # noqa: PLC0415
 
+    refine = {"auto": None, "on": True, "off": False}
+    if refine_levels not in refine:
+        raise UserError(f"--refine-levels: give auto, on or off, not {refine_levels!r}")
     model = TabularGAN(
+        refine_levels=refine[refine_levels],
         epochs=epochs,
         batch_size=batch_size,
         dp_epsilon=dp_epsilon,
@@ -104,6 +115,8 @@ def fit(
         return 130
     model.save(out)
     line = f"fitted {model.n_rows_} rows x {len(model.columns_)} columns in {model.fit_seconds_:.1f} s"
+    if model.refined_columns_:
+        line += f"; levels drawn from the numbers: {', '.join(model.refined_columns_)}"
     if getattr(model, "dp_epsilon_spent_", None) is not None:
         line += (
             f"; differential privacy: epsilon {model.dp_epsilon_spent_:.2f} at delta {model.dp_delta_:.2g}"
