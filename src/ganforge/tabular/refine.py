@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from ganforge.tabular.columns import CategoricalColumn, NumericColumn
+from ganforge.tabular.trends import _scale
 
 REFINE_MIN_ROWS = 5_000  # tables with fewer rows keep the GAN's levels unless refinement is asked for
 WIDTH = 192  # the trunk's hidden width
@@ -59,7 +60,6 @@ BATCH = 512  # ... of this many rows (all rows on a smaller table)
 LR = 6e-3  # peak learning rate of the one-cycle schedule
 WEIGHT_DECAY = 1e-4
 VALIDATION = 0.1  # share of the rows held out to choose the weights
-LOG_MAX_ZEROS = 0.005  # a column of non-negative numbers is learnt in logs if at most this share are 0
 NUMERIC_KINDS = ("continuous", "integer", "datetime")
 
 
@@ -76,16 +76,9 @@ class NumberScale:
 
     @classmethod
     def fit(cls, name: str, kind: str, series: pd.Series) -> NumberScale:
+        log, floor = (False, 0.0) if kind == "datetime" else _scale(series)  # the trends' rule
         values = _floats(series, kind)
         present = values[~np.isnan(values)]
-        positive = present[present > 0]
-        log = (
-            kind != "datetime"
-            and len(present) > 0
-            and present.min() >= 0
-            and len(positive) >= (1 - LOG_MAX_ZEROS) * len(present)
-        )
-        floor = float(positive.min()) / 2 if log else 0.0
         f = np.log(np.maximum(present, floor)) if log else present
         mean = float(f.mean()) if len(f) else 0.0
         std = float(f.std()) if len(f) else 0.0
@@ -213,7 +206,8 @@ class LevelRefiner:
                 score = float(loss_of(valid if held else train))
             if score < best:
                 best, best_state = score, {k: v.clone() for k, v in net.state_dict().items()}
-        net.load_state_dict(best_state)  # type: ignore[arg-type]
+        if best_state is not None:  # None only if every validation loss was NaN
+            net.load_state_dict(best_state)
         net.eval()
         return cls(scales, [c.name for c in categorical], net, best)
 
