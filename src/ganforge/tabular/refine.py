@@ -220,7 +220,10 @@ class LevelRefiner:
     ) -> pd.DataFrame:
         """Return `rows` with every categorical column not in `keep` drawn again from the chain."""
         chain = [columns[name] for name in self.columns]
-        codes = torch.from_numpy(np.stack([c.encode(rows[c.name]) for c in chain], axis=1))
+        codes = torch.zeros(len(rows), len(chain), dtype=torch.int64)  # a drawn column's code is overwritten
+        for i, column in enumerate(chain):
+            if column.name in keep:
+                codes[:, i] = torch.from_numpy(column.encode(rows[column.name]))
         with torch.no_grad():
             drawn = self.net.draw(_features(self.scales, rows), codes, [c.name in keep for c in chain], rng)
         out = rows.copy()
